@@ -1,0 +1,1 @@
+"""Training data: annotation readers, per-stage samples, the packed store and its Dataset."""

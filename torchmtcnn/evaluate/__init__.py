@@ -1,0 +1,1 @@
+"""Evaluation: the WIDER FACE protocol, AP on any annotation source, landmark error."""
