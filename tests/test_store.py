@@ -146,3 +146,23 @@ def test_build_mined_store_with_a_fake_proposer(tmp_path: Path):
     assert train.size == 24 and train.meta["stage"] == "rnet"
     assert len(SampleStore(tmp_path / "rnet" / "val")) == 0
     assert report.counts["train"] == train.counts and len(train) > 0
+
+
+def test_cli_inspect_prints_counts_and_draws_a_sheet(tmp_path: Path, capsys):
+    import argparse
+
+    from torchmtcnn.cli import data as cli_data
+
+    records = make_records(tmp_path, 6)
+    build_pnet_store(records, tmp_path / "pnet", SampleConfig(workers=1, val_fraction=0.3))
+    parser = argparse.ArgumentParser()
+    cli_data.register(parser.add_subparsers())
+    args = parser.parse_args(["data", "inspect", str(tmp_path / "pnet"), "--sheet",
+                              str(tmp_path / "sheet.png"), "--count", "20"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "negative" in out and "landmark" in out
+    sheet = cv2.imread(str(tmp_path / "sheet.png"))
+    assert sheet is not None and sheet.shape == (3 * 96, 8 * 96, 3)
+    assert cli_data.parse_source("sun2013:a/b.txt") == ("sun2013", "a/b.txt")
+    assert cli_data.parse_source("C:/x/wider.txt") == (None, "C:/x/wider.txt")

@@ -1,0 +1,146 @@
+"""`mtcnn data`: build the P-Net sample store and inspect stores.
+
+    mtcnn data pnet --sources caltech:../shared/data/caltech_webfaces/WebFaces_GroundThruth.txt \\
+        sun2013:../shared/data/sun2013/trainImageList.txt --out /tmp/mtcnn/pnet
+    mtcnn data inspect /tmp/mtcnn/pnet --sheet /tmp/pnet.png
+
+R-Net and O-Net stores come from ``torchmtcnn.data.pipeline.build_mined_store(records,
+propose, size, out, config)``, with the trained cascade's earlier stages as ``propose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Drawing colours (BGR) of the contact sheet, per label.
+_COLOURS = {0: (128, 128, 128), 1: (0, 200, 0), -1: (0, 200, 255), -2: (255, 80, 0)}
+_POINT_COLOURS = [(255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 0, 255), (0, 255, 255)]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `mtcnn data` and its subcommands."""
+    parser = subparsers.add_parser("data", help="build and inspect training sample stores")
+    sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    pnet = sub.add_parser("pnet", help="build the 12 px P-Net store (train and val)")
+    pnet.add_argument("--sources", nargs="+", required=True, metavar="SPEC",
+                      help="annotation files as FORMAT:PATH (wider, sun2013, mtfl, caltech, "
+                           "jsonl) or PATH (format guessed from the name)")
+    pnet.add_argument("--out", required=True, type=Path, help="output folder (train/, val/)")
+    pnet.add_argument("--seed", type=int, default=0)
+    pnet.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
+    pnet.add_argument("--val-fraction", type=float, default=0.1)
+    pnet.add_argument("--max-photos", type=int, default=None,
+                      help="use only the first N photos (after joining the sources)")
+    pnet.set_defaults(func=run_pnet)
+
+    inspect = sub.add_parser("inspect", help="print counts of a store, draw a contact sheet")
+    inspect.add_argument("store", type=Path, help="a store folder or a stage folder")
+    inspect.add_argument("--sheet", type=Path, default=None, help="write a PNG contact sheet")
+    inspect.add_argument("--count", type=int, default=64, help="samples on the sheet")
+    inspect.add_argument("--seed", type=int, default=0)
+    inspect.set_defaults(func=run_inspect)
+
+
+def parse_source(spec: str) -> tuple[str | None, str]:
+    """'fmt:path' -> (fmt, path); a spec without a known format prefix -> (None, spec)."""
+    head, sep, tail = spec.partition(":")
+    if sep and head in ("wider", "wider-mat", "sun2013", "mtfl", "caltech", "jsonl"):
+        return head, tail
+    return None, spec
+
+
+def load_sources(specs: list[str]) -> list:
+    """Read every source spec into one list of FaceRecord (readers imported here, lazily)."""
+    from ..data.readers import read_annotations
+
+    records = []
+    for spec in specs:
+        fmt, path = parse_source(spec)
+        found = read_annotations(path, fmt)
+        log.info("%s: %d photos, %d faces, %d problems", spec, len(found.records),
+                 sum(len(r) for r in found.records), len(found.problems))
+        records.extend(found.records)
+    return records
+
+
+def run_pnet(args: argparse.Namespace) -> int:
+    from ..data.pipeline import build_pnet_store
+    from ..data.samples import SampleConfig
+
+    start = time.perf_counter()
+    records = load_sources(args.sources)
+    if args.max_photos is not None:
+        records = records[: args.max_photos]
+    read_s = time.perf_counter() - start
+    config = SampleConfig(size=12, seed=args.seed, workers=args.workers,
+                          val_fraction=args.val_fraction)
+    report = build_pnet_store(records, args.out, config, sources=list(args.sources))
+    print(f"photos: {report.photos} ({len(report.failed)} unreadable); "
+          f"annotations read in {read_s:.1f} s, samples in {report.seconds:.1f} s")
+    print(f"generated: {report.raw_counts}")
+    for split, counts in report.counts.items():
+        print(f"{split}: {sum(counts.values())} samples {counts} -> {args.out / split}")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from ..data.store import SampleStore, find_stores
+
+    stores = [SampleStore(p) for p in find_stores(args.store)]
+    for store in stores:
+        meta = store.meta
+        print(f"{store.path}: {len(store)} samples of {store.size} px, split "
+              f"{meta.get('split', '?')}, stage {meta.get('stage', '?')}, seed "
+              f"{meta.get('seed', '?')}, from {len(meta.get('photos', []))} photos")
+        for name, count in store.counts.items():
+            share = count / max(len(store), 1)
+            print(f"  {name:9s} {count:9d}  {share:6.1%}")
+    if args.sheet is not None:
+        sheet = contact_sheet(stores[0], args.count, args.seed)
+        import cv2
+
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(args.sheet), sheet):
+            log.error("cannot write %s", args.sheet)
+            return 1
+        print(f"contact sheet of {stores[0].path}: {args.sheet}")
+    return 0
+
+
+def contact_sheet(store, count: int = 64, seed: int = 0, cell: int = 96,
+                  columns: int = 8) -> np.ndarray:
+    """BGR uint8 image of ``count`` random samples of a store, each enlarged to cell px, with
+    its label (frame colour), its regression box (positives, parts) and its points drawn."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    n = min(count, len(store))
+    picks = np.sort(rng.choice(len(store), n, replace=False)) if n else np.zeros(0, int)
+    rows = max(1, -(-n // columns))
+    sheet = np.full((rows * cell, columns * cell, 3), 255, np.uint8)
+    for k, i in enumerate(picks):
+        sample = store[int(i)]
+        label = int(sample["label"])
+        tile = cv2.resize(sample["image"][..., ::-1], (cell, cell),
+                          interpolation=cv2.INTER_NEAREST)
+        colour = _COLOURS.get(label, (0, 0, 0))
+        if label in (1, -1):
+            dx1, dy1, dx2, dy2 = sample["box"] * cell
+            cv2.rectangle(tile, (int(dx1), int(dy1)), (int(cell + dx2), int(cell + dy2)),
+                          colour, 1)
+        if label == -2:
+            for (x, y), c in zip(sample["landmarks"] * cell, _POINT_COLOURS):
+                cv2.circle(tile, (int(x), int(y)), 2, c, -1)
+        cv2.rectangle(tile, (0, 0), (cell - 1, cell - 1), colour, 2)
+        r, c = divmod(k, columns)
+        sheet[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = tile
+    return sheet
