@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pnet.add_argument("--val-fraction", type=float, default=0.1)
     pnet.add_argument("--max-photos", type=int, default=None,
                       help="use only the first N photos (after joining the sources)")
+    pnet.add_argument("--ratio", type=float, nargs=4, default=(3.0, 1.0, 1.0, 2.0),
+                      metavar=("NEG", "POS", "PART", "LANDMARK"),
+                      help="mix of the kinds kept (default 3 1 1 2; 0 drops a kind)")
+    pnet.add_argument("--landmark-jitters", type=int, default=20,
+                      help="jittered crops tried per face with points (default 20)")
     pnet.set_defaults(func=run_pnet)
 
     inspect = sub.add_parser("inspect", help="print counts of a store, draw a contact sheet")
@@ -82,7 +87,8 @@ def run_pnet(args: argparse.Namespace) -> int:
         records = records[: args.max_photos]
     read_s = time.perf_counter() - start
     config = SampleConfig(size=12, seed=args.seed, workers=args.workers,
-                          val_fraction=args.val_fraction)
+                          val_fraction=args.val_fraction, ratio=tuple(args.ratio),
+                          landmark_jitters_per_face=args.landmark_jitters)
     report = build_pnet_store(records, args.out, config, sources=list(args.sources))
     print(f"photos: {report.photos} ({len(report.failed)} unreadable); "
           f"annotations read in {read_s:.1f} s, samples in {report.seconds:.1f} s")

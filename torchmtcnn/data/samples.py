@@ -70,7 +70,9 @@ class SampleConfig:
         negatives_per_photo: random crops drawn anywhere in each photo (P-Net).
         near_negatives_per_face: crops drawn shifted around each usable face (P-Net).
         jitters_per_face: crops jittered around each usable face for positives / parts (P-Net).
-        landmark_jitters_per_face: jittered crops tried per face with points (any stage).
+        landmark_jitters_per_face: jittered crops tried per face with points (any stage);
+            about half pass the IoU and points-inside checks. Faces with points are usually
+            the scarcest kind, and limit the whole mix: 20 (twice the reference's 10).
         max_rotation: landmark crops are rotated by an angle uniform in +-max_rotation degrees
             with probability rotation_prob.
         flip_prob: probability of a horizontal flip of a landmark crop.
@@ -90,7 +92,7 @@ class SampleConfig:
     negatives_per_photo: int = 50
     near_negatives_per_face: int = 5
     jitters_per_face: int = 20
-    landmark_jitters_per_face: int = 10
+    landmark_jitters_per_face: int = 20
     max_rotation: float = 15.0
     rotation_prob: float = 0.5
     flip_prob: float = 0.5
