@@ -1,4 +1,4 @@
-"""`mtcnn eval` end to end on tiny files: tables, summaries, PNG plots, --run with a fake detector."""
+"""`mtcnn eval` end to end on tiny files: tables, summaries, plots, --run with a fake detector."""
 
 from __future__ import annotations
 
