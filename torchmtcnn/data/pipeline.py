@@ -80,8 +80,18 @@ def _job(index: int) -> tuple[int, Samples | None]:
     return index, photo_samples(index, image, record, config, propose)
 
 
-def _init(records: list[FaceRecord], config: SampleConfig, propose: Proposer | None) -> None:
+def _init(records: list[FaceRecord], config: SampleConfig, propose: Proposer | None,
+          in_pool: bool = False) -> None:
     _STATE.update(records=records, config=config, propose=propose)
+    if in_pool:
+        import sys
+
+        cv2 = sys.modules.get("cv2")
+        if cv2 is not None:
+            cv2.setNumThreads(1)  # one process per core already
+        torch = sys.modules.get("torch")
+        if torch is not None and propose is not None:
+            torch.set_num_threads(1)
 
 
 def iter_photo_samples(
@@ -101,7 +111,7 @@ def iter_photo_samples(
         pool = None
     else:
         ctx = mp.get_context("fork")
-        pool = ctx.Pool(workers, initializer=_init, initargs=(records, config, propose))
+        pool = ctx.Pool(workers, initializer=_init, initargs=(records, config, propose, True))
         results = pool.imap(_job, range(len(records)), chunksize=8)
     try:
         for index, samples in results:
@@ -220,7 +230,11 @@ def build_mined_store(records: list[FaceRecord], propose: Proposer, size: int,
                       sources: list[str] | None = None) -> BuildReport:
     """R-Net (size 24) or O-Net (size 48) stores out/train and out/val from the boxes that
     ``propose`` gives for each photo, labelled by IoU, plus landmark samples, mixed by
-    config.ratio."""
+    config.ratio.
+
+    With config.workers > 1 the proposer runs in forked processes (one torch thread each);
+    a proposer on a GPU should run with workers=1 (CUDA does not survive a fork).
+    """
     config = replace(config or SampleConfig(), size=size)
     stage = {24: "rnet", 48: "onet"}.get(size, f"mined{size}")
     return _build(records, out, config, propose, stage, sources)
