@@ -210,3 +210,30 @@ def test_plots_without_matplotlib(dataset, tmp_path, capsys, monkeypatch):
     assert main(args) == 2
     assert "torchmtcnn[plots]" in capsys.readouterr().err
     assert main([*args, "--no-plot"]) == 0
+
+
+def test_eval_wider_run_over_images(tmp_path, capsys, monkeypatch):
+    cv2 = pytest.importorskip("cv2")
+    import torchmtcnn.cli.eval as cli_eval
+
+    _save_tiny_wider(tmp_path / "gt")
+    root = tmp_path / "WIDER_val" / "images"
+    (root / "0--Parade").mkdir(parents=True)
+    cv2.imwrite(str(root / "0--Parade" / "0_Parade_x_1.jpg"), np.zeros((40, 240, 3), np.uint8))
+
+    class Det:
+        def detect(self, images):
+            assert [Path(p).name for p in images] == ["0_Parade_x_1.jpg"]
+            boxes = np.array([[0.0, 0, 20, 20], [100, 0, 120, 20]])
+            return [FakeFaces(boxes, np.array([0.9, 0.8]), np.zeros((2, 5, 2)))]
+
+    monkeypatch.setattr(cli_eval, "make_detector", lambda args: Det())
+    out = tmp_path / "out"
+    rc = main(["eval", "wider", "--gt-dir", str(tmp_path / "gt"), "--run", "--images-root",
+               str(root), "--out", str(out), "--no-plot"])
+    assert rc == 0
+    s = json.loads((out / "summary-wider.json").read_text())["mtcnn"]
+    assert s["easy"] == pytest.approx(1.0) and s["medium"] == pytest.approx(1.0)
+    assert s["hard"] == pytest.approx(2 / 3)
+    saved = read_predictions(out / "pred-mtcnn.jsonl")
+    assert [p.image for p in saved] == ["0--Parade/0_Parade_x_1.jpg"]
