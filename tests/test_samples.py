@@ -214,15 +214,18 @@ def test_label_candidates_labels_proposals_by_iou(photos):
     check_labels(samples, [rec], SampleConfig(size=24))
 
 
-def test_mine_samples_with_a_fake_proposer(photos):
-    def propose(image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        rng = np.random.default_rng(int(image[0, 0, 0]))
-        x1 = rng.uniform(-10, w - 20, 60)
-        y1 = rng.uniform(-10, h - 20, 60)
-        s = rng.uniform(12, 120, 60)
-        return np.stack([x1, y1, x1 + s, y1 + s * rng.uniform(0.8, 1.2, 60)], 1)
+def fake_propose(image: np.ndarray) -> np.ndarray:
+    """A stand-in for the cascade (module level: spawned workers unpickle it by name)."""
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(int(image[0, 0, 0]))
+    x1 = rng.uniform(-10, w - 20, 60)
+    y1 = rng.uniform(-10, h - 20, 60)
+    s = rng.uniform(12, 120, 60)
+    return np.stack([x1, y1, x1 + s, y1 + s * rng.uniform(0.8, 1.2, 60)], 1)
 
+
+def test_mine_samples_with_a_fake_proposer(photos):
+    propose = fake_propose
     config = small_config(workers=2, landmark_jitters_per_face=3)
     samples = mine_samples(photos, propose, 24, config)
     check_labels(samples, photos, config)

@@ -132,14 +132,16 @@ def test_build_splits_by_photo_and_mixes(tmp_path: Path):
     np.testing.assert_array_equal(again.crops, train.crops)
 
 
+def grid_propose(image: np.ndarray) -> np.ndarray:
+    """A stand-in for the cascade (module level: spawned workers unpickle it by name)."""
+    grid = np.arange(0, 120, 15, dtype=np.float32)
+    xs, ys = np.meshgrid(grid, grid[:6])
+    return np.stack([xs, ys, xs + 40, ys + 40], -1).reshape(-1, 4)
+
+
 def test_build_mined_store_with_a_fake_proposer(tmp_path: Path):
     records = make_records(tmp_path, 8)
-
-    def propose(image: np.ndarray) -> np.ndarray:
-        grid = np.arange(0, 120, 15, dtype=np.float32)
-        xs, ys = np.meshgrid(grid, grid[:6])
-        return np.stack([xs, ys, xs + 40, ys + 40], -1).reshape(-1, 4)
-
+    propose = grid_propose
     report = build_mined_store(records, propose, 24, tmp_path / "rnet",
                                SampleConfig(workers=2, val_fraction=0.0))
     train = SampleStore(tmp_path / "rnet" / "train")

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 # Candidates per block of the NMS overlap mask: bounds its memory to NMS_BLOCK**2 bytes.
-NMS_BLOCK = 4096
+NMS_BLOCK = 2048
 
 
 def box_area(boxes: Tensor, offset: float = 0.0) -> Tensor:
@@ -22,24 +22,26 @@ def box_area(boxes: Tensor, offset: float = 0.0) -> Tensor:
     return w * h
 
 
+def _overlap(a: Tensor, b: Tensor, mode: str, offset: float) -> Tensor:
+    """Overlap of boxes a: Tensor[..., 4] and b: Tensor[..., 4] that broadcast together."""
+    if mode not in ("union", "min"):
+        raise ValueError(f"overlap mode must be 'union' or 'min', got {mode!r}")
+    w = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0]) + offset).clamp_(min=0)
+    h = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1]) + offset).clamp_(min=0)
+    inter = w.mul_(h)
+    area_a = (a[..., 2] - a[..., 0] + offset).clamp(min=0) * (a[..., 3] - a[..., 1] + offset).clamp(min=0)
+    area_b = (b[..., 2] - b[..., 0] + offset).clamp(min=0) * (b[..., 3] - b[..., 1] + offset).clamp(min=0)
+    denom = area_a + area_b - inter if mode == "union" else torch.minimum(area_a, area_b)
+    return inter / denom.clamp(min=torch.finfo(inter.dtype).tiny)
+
+
 def box_overlap(a: Tensor, b: Tensor, mode: str = "union", offset: float = 0.0) -> Tensor:
     """Pairwise overlap of a: Tensor[N, 4] and b: Tensor[M, 4] -> Tensor[N, M].
 
     mode "union" is IoU (intersection / union); "min" is intersection / the smaller area,
     which the original O-Net stage uses to merge a face with boxes inside it.
     """
-    if mode not in ("union", "min"):
-        raise ValueError(f"overlap mode must be 'union' or 'min', got {mode!r}")
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt + offset).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a, area_b = box_area(a, offset), box_area(b, offset)
-    if mode == "union":
-        denom = area_a[:, None] + area_b[None, :] - inter
-    else:
-        denom = torch.minimum(area_a[:, None], area_b[None, :])
-    return inter / denom.clamp(min=torch.finfo(inter.dtype).tiny)
+    return _overlap(a[:, None, :], b[None, :, :], mode, offset)
 
 
 def box_iou(a: Tensor, b: Tensor, offset: float = 0.0) -> Tensor:
@@ -52,38 +54,52 @@ def nms(
 ) -> Tensor:
     """Greedy non-maximum suppression.
 
-    Visits boxes from the highest score down and drops every box whose overlap with an
-    already kept one is above ``threshold``.
+    Visits boxes from the highest score down (ties: lower index first) and drops every box
+    whose overlap with an already kept one is above ``threshold`` (>= 0).
 
     boxes: Tensor[N, 4], scores: Tensor[N] -> Tensor[K] int64 indices of kept boxes, by
     decreasing score.
+
+    Only boxes whose vertical extents meet can overlap, so after sorting by top edge each
+    box is compared with the band of boxes around it rather than with all N: the cost is
+    N x band, not N x N, and memory stays under NMS_BLOCK**2 elements per step.
     """
     n = boxes.shape[0]
+    device = boxes.device
     if n == 0:
-        return torch.empty(0, dtype=torch.long, device=boxes.device)
-    order = torch.argsort(scores, descending=True, stable=True)
-    ordered = boxes[order]
-    kept_parts: list[Tensor] = []
-    for start in range(0, n, NMS_BLOCK):
-        block = ordered[start : start + NMS_BLOCK]
-        removed = torch.zeros(block.shape[0], dtype=torch.bool, device=boxes.device)
-        if kept_parts:
-            kept = torch.cat(kept_parts)
-            removed |= (box_overlap(block, kept, mode, offset) > threshold).any(1)
-        # The greedy walk itself is inherently sequential; on a boolean mask in numpy it
-        # costs a few microseconds per kept box.
-        suppresses = (box_overlap(block, block, mode, offset) > threshold).cpu().numpy()
-        removed_np = removed.cpu().numpy()
-        for i in range(block.shape[0]):
-            if not removed_np[i]:
-                removed_np[i + 1 :] |= suppresses[i, i + 1 :]
-        keep_block = torch.from_numpy(~removed_np).to(boxes.device)
-        kept_parts.append(block[keep_block])
-        if start == 0:
-            keep_mask = keep_block
-        else:
-            keep_mask = torch.cat([keep_mask, keep_block])
-    return order[keep_mask]
+        return torch.empty(0, dtype=torch.long, device=device)
+    by_top = torch.argsort(boxes[:, 1], stable=True)
+    ordered = boxes[by_top]
+    top = ordered[:, 1].contiguous()
+    tallest = (ordered[:, 3] - ordered[:, 1]).max() + offset
+    lo = torch.searchsorted(top, top - tallest - offset, right=True)
+    hi = torch.searchsorted(top, (ordered[:, 3] + offset).contiguous(), right=False)
+    band = int((hi - lo).max().clamp(min=1))
+    rows_per_step = max(1, NMS_BLOCK * NMS_BLOCK // band)
+    neighbours, overlapping = [], []
+    for start in range(0, n, rows_per_step):
+        rows = slice(start, start + rows_per_step)
+        idx = lo[rows, None] + torch.arange(band, device=device)[None]
+        valid = idx < hi[rows, None]
+        idx = idx.clamp_(max=n - 1)
+        over = _overlap(ordered[rows, None, :], ordered[idx], mode, offset) > threshold
+        neighbours.append(idx)
+        overlapping.append(over & valid)
+    neighbour_np = torch.cat(neighbours).cpu().numpy()
+    overlap_np = torch.cat(overlapping).cpu().numpy()
+    # Rank by score with ties to the lower original index, in top-sorted positions.
+    by_score = torch.argsort(scores, descending=True, stable=True)
+    rank = torch.empty_like(by_score)
+    rank[by_score] = torch.arange(n, device=device)
+    visit = torch.argsort(rank[by_top]).cpu().numpy()
+    # The greedy walk is inherently sequential: a few microseconds per kept box.
+    removed = np.zeros(n, dtype=bool)
+    kept = []
+    for p in visit:
+        if not removed[p]:
+            kept.append(p)
+            removed[neighbour_np[p][overlap_np[p]]] = True
+    return by_top[torch.as_tensor(kept, dtype=torch.long, device=device)]
 
 
 def batched_nms(

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into a program that stopped reading (head...)
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

