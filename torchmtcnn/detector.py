@@ -110,9 +110,10 @@ class MTCNN:
         self.batch_size = batch_size
         self.device = _pick_device(device)
         self.weights_path = resolve_weights(weights)
+        tensors = read_weights(self.weights_path)
         self.weights_name = read_metadata(self.weights_path).get("name", self.weights_path.stem)
         nets = build_nets()
-        load_into(nets, read_weights(self.weights_path), str(self.weights_path))
+        load_into(nets, tensors, str(self.weights_path))
         self.nets = nets
         self.backend_name = backend
         if backend == "torch":

@@ -77,13 +77,21 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise WeightsError(f"{path}: not a readable safetensors weight file ({exc})") from exc
 
 
-def load_into(nets: Mapping[str, nn.Module], tensors: Mapping[str, Tensor], source: str) -> None:
+def load_into(
+    nets: Mapping[str, nn.Module],
+    tensors: Mapping[str, Tensor],
+    source: str,
+    required: tuple[str, ...] | None = None,
+) -> None:
     """Check every tensor against the networks, then load them all.
 
     Landmark heads may be absent (the original P-Net and R-Net have none): they keep their
-    values. Any other missing, unexpected or wrong-shaped tensor raises WeightsError naming
-    the file and the layer, before anything is loaded.
+    values. Networks not in ``required`` (default: all of ``nets``) may be absent from the
+    file altogether, e.g. a file of P-Net alone while training the cascade. Any other
+    missing, unexpected or wrong-shaped tensor raises WeightsError naming the file and the
+    layer, before anything is loaded.
     """
+    required = tuple(nets) if required is None else required
     per_net: dict[str, dict[str, Tensor]] = {name: {} for name in nets}
     for key, t in tensors.items():
         net_name, _, param = key.partition(".")
@@ -103,6 +111,8 @@ def load_into(nets: Mapping[str, nn.Module], tensors: Mapping[str, Tensor], sour
                 )
             if not torch.isfinite(t).all():
                 raise WeightsError(f"{source}: layer {net_name}.{param} holds NaN or infinity")
+        if not given and net_name not in required:
+            continue
         missing = [p for p in expected if p not in given and not p.startswith("landmarks.")]
         if missing:
             raise WeightsError(f"{source}: layer {net_name}.{missing[0]} is missing from the file")

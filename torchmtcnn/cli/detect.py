@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         except MTCNNError as exc:
             failed.append((Path(arg), str(exc)))
     if not files:
-        raise MTCNNError("no images found in " + " ".join(args.paths))
+        reasons = "; ".join(message for _, message in failed)
+        raise MTCNNError(reasons or "no images found in " + " ".join(args.paths))
     detector = build_detector(args)
     roots = [Path(a).resolve() for a in args.paths if Path(a).is_dir()]
     out_json = None
