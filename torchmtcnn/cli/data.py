@@ -1,11 +1,15 @@
-"""`mtcnn data`: build the P-Net sample store and inspect stores.
+"""`mtcnn data`: build the P-Net, R-Net and O-Net sample stores and inspect stores.
 
     mtcnn data pnet --sources caltech:../shared/data/caltech_webfaces/WebFaces_GroundThruth.txt \\
         sun2013:../shared/data/sun2013/trainImageList.txt --out /tmp/mtcnn/pnet
     mtcnn data inspect /tmp/mtcnn/pnet --sheet /tmp/pnet.png
 
-R-Net and O-Net stores come from ``torchmtcnn.data.pipeline.build_mined_store(records,
-propose, size, out, config)``, with the trained cascade's earlier stages as ``propose``.
+R-Net and O-Net stores: the trained cascade's earlier stages propose the crops
+(``build_mined_store`` with a ``CascadeProposer``): P-Net for R-Net data, P-Net and R-Net
+for O-Net data (the weight file must hold them):
+
+    mtcnn data rnet --sources ... --weights /tmp/run/pnet/pnet.safetensors --out /tmp/mtcnn/rnet
+    mtcnn data onet --sources ... --weights /tmp/run/pnet_rnet.safetensors --out /tmp/mtcnn/onet
 """
 
 from __future__ import annotations
@@ -31,21 +35,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
 
     pnet = sub.add_parser("pnet", help="build the 12 px P-Net store (train and val)")
-    pnet.add_argument("--sources", nargs="+", required=True, metavar="SPEC",
-                      help="annotation files as FORMAT:PATH (wider, sun2013, mtfl, caltech, "
-                           "jsonl) or PATH (format guessed from the name)")
-    pnet.add_argument("--out", required=True, type=Path, help="output folder (train/, val/)")
-    pnet.add_argument("--seed", type=int, default=0)
-    pnet.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
-    pnet.add_argument("--val-fraction", type=float, default=0.1)
-    pnet.add_argument("--max-photos", type=int, default=None,
-                      help="use only the first N photos (after joining the sources)")
-    pnet.add_argument("--ratio", type=float, nargs=4, default=(3.0, 1.0, 1.0, 2.0),
-                      metavar=("NEG", "POS", "PART", "LANDMARK"),
-                      help="mix of the kinds kept (default 3 1 1 2; 0 drops a kind)")
-    pnet.add_argument("--landmark-jitters", type=int, default=20,
-                      help="jittered crops tried per face with points (default 20)")
+    _add_build_options(pnet)
     pnet.set_defaults(func=run_pnet)
+
+    for stage, size, until in (("rnet", 24, "P-Net"), ("onet", 48, "P-Net and R-Net")):
+        mined = sub.add_parser(stage, help=f"build the {size} px {stage} store from the "
+                                           f"proposals of {until}")
+        _add_build_options(mined)
+        mined.add_argument("--weights", required=True, type=Path,
+                           help=f"weight file holding {until} (trained so far)")
+        mined.add_argument("--min-face-size", type=float, default=20.0,
+                           help="smallest face the proposing cascade looks for (default 20)")
+        mined.set_defaults(func=run_mined, stage=stage, size=size)
 
     inspect = sub.add_parser("inspect", help="print counts of a store, draw a contact sheet")
     inspect.add_argument("store", type=Path, help="a store folder or a stage folder")
@@ -53,6 +54,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inspect.add_argument("--count", type=int, default=64, help="samples on the sheet")
     inspect.add_argument("--seed", type=int, default=0)
     inspect.set_defaults(func=run_inspect)
+
+
+def _add_build_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sources", nargs="+", required=True, metavar="SPEC",
+                        help="annotation files as FORMAT:PATH (wider, sun2013, mtfl, caltech, "
+                             "jsonl) or PATH (format guessed from the name)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (train/, val/)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--max-photos", type=int, default=None,
+                        help="use only the first N photos (after joining the sources)")
+    parser.add_argument("--ratio", type=float, nargs=4, default=(3.0, 1.0, 1.0, 2.0),
+                        metavar=("NEG", "POS", "PART", "LANDMARK"),
+                        help="mix of the kinds kept (default 3 1 1 2; 0 drops a kind)")
+    parser.add_argument("--landmark-jitters", type=int, default=20,
+                        help="jittered crops tried per face with points (default 20)")
 
 
 def parse_source(spec: str) -> tuple[str | None, str]:
@@ -77,8 +95,7 @@ def load_sources(specs: list[str]) -> list:
     return records
 
 
-def run_pnet(args: argparse.Namespace) -> int:
-    from ..data.pipeline import build_pnet_store
+def _records_and_config(args: argparse.Namespace, size: int):
     from ..data.samples import SampleConfig
 
     start = time.perf_counter()
@@ -86,16 +103,48 @@ def run_pnet(args: argparse.Namespace) -> int:
     if args.max_photos is not None:
         records = records[: args.max_photos]
     read_s = time.perf_counter() - start
-    config = SampleConfig(size=12, seed=args.seed, workers=args.workers,
+    config = SampleConfig(size=size, seed=args.seed, workers=args.workers,
                           val_fraction=args.val_fraction, ratio=tuple(args.ratio),
                           landmark_jitters_per_face=args.landmark_jitters)
+    return records, config, read_s
+
+
+def run_pnet(args: argparse.Namespace) -> int:
+    from ..data.pipeline import build_pnet_store
+
+    records, config, read_s = _records_and_config(args, 12)
     report = build_pnet_store(records, args.out, config, sources=list(args.sources))
+    _print_report(report, read_s, args.out)
+    return 0
+
+
+def run_mined(args: argparse.Namespace) -> int:
+    from ..data.mining import CascadeProposer
+    from ..data.pipeline import build_mined_store
+    from ..errors import WeightsError
+    from ..weights import read_weights
+
+    until = "pnet" if args.stage == "rnet" else "rnet"
+    present = {key.partition(".")[0] for key in read_weights(args.weights)}
+    needed = ["pnet"] if until == "pnet" else ["pnet", "rnet"]
+    missing = [n for n in needed if n not in present]
+    if missing:
+        raise WeightsError(f"{args.weights}: {args.stage} data needs {' and '.join(needed)} "
+                           f"weights; the file has no {', '.join(missing)}")
+    records, config, read_s = _records_and_config(args, args.size)
+    proposer = CascadeProposer(str(args.weights), until, min_face_size=args.min_face_size)
+    report = build_mined_store(records, proposer, args.size, args.out, config,
+                               sources=list(args.sources))
+    _print_report(report, read_s, args.out)
+    return 0
+
+
+def _print_report(report, read_s: float, out: Path) -> None:
     print(f"photos: {report.photos} ({len(report.failed)} unreadable); "
           f"annotations read in {read_s:.1f} s, samples in {report.seconds:.1f} s")
     print(f"generated: {report.raw_counts}")
     for split, counts in report.counts.items():
-        print(f"{split}: {sum(counts.values())} samples {counts} -> {args.out / split}")
-    return 0
+        print(f"{split}: {sum(counts.values())} samples {counts} -> {out / split}")
 
 
 def run_inspect(args: argparse.Namespace) -> int:

@@ -1,0 +1,152 @@
+"""`train all` end to end on a tiny generated photo set, the held-out rule, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from torchmtcnn.cli import main
+from torchmtcnn.data.store import SampleStore
+from torchmtcnn.errors import MTCNNError
+from torchmtcnn.train.pipeline import (
+    STEPS, PipelineConfig, TrainPipeline, is_held_out, split_held_out,
+)
+from torchmtcnn.weights import read_metadata, read_weights
+
+# where the five points sit in a drawn face, as fractions of its box
+_POINTS = np.array([[0.3, 0.38], [0.7, 0.38], [0.5, 0.56], [0.34, 0.76], [0.66, 0.76]])
+
+
+def draw_face(image: np.ndarray, x: int, y: int, s: int) -> np.ndarray:
+    """Paint a cartoon face in the box (x, y, x + s, y + s); returns its points [5, 2]."""
+    c = (x + s // 2, y + s // 2)
+    cv2.ellipse(image, c, (int(s * 0.45), int(s * 0.5)), 0, 0, 360, (225, 180, 150), -1)
+    pts = np.array([x, y]) + _POINTS * s
+    r = max(2, s // 12)
+    for px, py in pts[:2]:
+        cv2.circle(image, (int(px), int(py)), r, (30, 20, 20), -1)
+    cv2.circle(image, (int(pts[2, 0]), int(pts[2, 1])), r, (150, 100, 90), -1)
+    cv2.line(image, tuple(int(v) for v in pts[3]), tuple(int(v) for v in pts[4]), (120, 30, 40),
+             max(1, r // 2 + 1))
+    return pts
+
+
+def make_photos(root, n: int = 16, seed: int = 0):
+    """n noise photos of 120x120 with one or two faces each, and their jsonl annotations."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        image = rng.integers(0, 256, (120, 120, 3)).astype(np.uint8)
+        faces = []
+        slots = [(8, 10), (62, 56)] if i % 2 else [(int(rng.integers(10, 40)),) * 2]
+        for x, y in slots:
+            s = int(rng.integers(36, 52))
+            pts = draw_face(image, x, y, s)
+            names = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+            faces.append({"box": [x, y, x + s, y + s],
+                          "keypoints": {k: [float(p[0]), float(p[1])] for k, p in zip(names, pts)}})
+        cv2.imwrite(str(root / f"photo{i:02d}.png"), image[..., ::-1])
+        lines.append(json.dumps({"image": f"photo{i:02d}.png", "faces": faces}))
+    (root / "faces.jsonl").write_text("\n".join(lines) + "\n")
+    return root / "faces.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_held_out_rule_is_a_function_of_the_path_only():
+    paths = [f"/data/photos/{i}.jpg" for i in range(2000)]
+    held = [is_held_out(p, 0.1, 0) for p in paths]
+    assert 150 < sum(held) < 250
+    assert held == [is_held_out(p, 0.1, 0) for p in paths]
+    assert held != [is_held_out(p, 0.1, 1) for p in paths]  # the seed changes the set
+    # not the train / val split's hash: the two sets are not the same photos
+    from torchmtcnn.data.store import is_validation
+
+    assert held != [is_validation(p, 0, 0.1) for p in paths]
+
+
+def _config(sources, **changes):
+    train = dict(batch_size=64, optimizer="adam", lr=0.005, schedule="constant",
+                 device="cpu", threads=1)
+    base = dict(sources=sources, holdout_fraction=0.25, workers=1, landmark_jitters=4,
+                epochs={"pnet": 1, "rnet": 1, "onet": 1}, train=train, val_fraction=0.2)
+    base.update(changes)
+    return PipelineConfig(**base)
+
+
+def test_train_all_on_generated_photos(tmp_path, monkeypatch):
+    spec = f"jsonl:{make_photos(tmp_path / 'photos')}"
+    run = tmp_path / "run"
+    from torchmtcnn.cli.data import load_sources
+
+    records = load_sources([spec])
+    # photo paths vary with tmp_path: pick a held-out seed that holds out 2 to 8 of 16
+    seed = next(s for s in range(100)
+                if 2 <= len(split_held_out(records, 0.25, s)[1]) <= 8)
+    pipeline = TrainPipeline(_config([spec], holdout_seed=seed), run, progress=False)
+    assert pipeline.run(until="train_pnet") is None
+    assert set(pipeline.state["done"]) == {"data_pnet", "train_pnet"}
+    assert (run / "pnet" / "pnet.safetensors").is_file()
+
+    # held out: exactly the photos of the rule, listed, and in no store
+    train_recs, held_recs = split_held_out(records, 0.25, seed)
+    held = (run / "heldout.txt").read_text().split()
+    assert held == [str(r.image) for r in held_recs] and 0 < len(held) < len(records)
+    assert len((run / "heldout.jsonl").read_text().splitlines()) == len(held)
+    store_photos = set()
+    for split in ("train", "val"):
+        store_photos |= set(SampleStore(run / "data" / "pnet" / split).meta["photos"])
+    assert store_photos == {str(r.image) for r in train_recs}
+
+    # without --resume an existing run is refused
+    with pytest.raises(MTCNNError, match="--resume"):
+        TrainPipeline(_config([spec], holdout_seed=seed), run)
+
+    # resume through the CLI: the finished steps are skipped, the others run
+    import torchmtcnn.data.pipeline as data_pipeline
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("a finished step ran again")
+
+    monkeypatch.setattr(data_pipeline, "build_pnet_store", no_rebuild)
+    argv = ["train", "all", "--sources", spec, "--run-dir", str(run), "--resume",
+            "--holdout-fraction", "0.25", "--holdout-seed", str(seed), "--val-fraction", "0.2", "--workers", "1",
+            "--landmark-jitters", "4", "--epochs", "1", "1", "1", "--batch-size", "64",
+            "--optimizer", "adam", "--lr", "0.005", "--schedule", "constant",
+            "--device", "cpu", "--threads", "1", "--no-progress"]
+    assert main(argv) == 0
+    state = json.loads((run / "state.json").read_text())
+    assert list(state["done"]) == list(STEPS)
+    assert all(state["done"][s]["seconds"] >= 0 for s in STEPS)
+    for stage, size in (("rnet", 24), ("onet", 48)):
+        meta = SampleStore(run / "data" / stage / "train").meta
+        assert meta["size"] == size and meta["stage"] == stage and meta["n"] > 0
+
+    # the combined file: three networks, metadata, loadable by the detector
+    weights = run / "mtcnn.safetensors"
+    nets = {k.partition(".")[0] for k in read_weights(weights)}
+    assert nets == {"pnet", "rnet", "onet"}
+    meta = read_metadata(weights)
+    assert meta["name"] == "torchmtcnn-run" and meta["version"]
+    recipe = json.loads(meta["recipe"])
+    assert recipe["holdout"]["fraction"] == 0.25 and recipe["stages"]["onet"]["epochs"] == 1
+    from torchmtcnn import MTCNN
+
+    detector = MTCNN(weights=weights, device="cpu")
+    onet = read_weights(run / "onet" / "onet.safetensors")
+    assert torch.equal(detector.nets["onet"].cls.weight.cpu(), onet["onet.cls.weight"])
+    faces = detector.detect([cv2.imread(held[0])[..., ::-1].copy()])
+    assert len(faces) == 1 and faces[0].boxes.shape[1] == 4
+
+    # everything done: a third run does nothing and returns the file
+    assert TrainPipeline(_config([spec], holdout_seed=seed), run, resume=True).run() == weights

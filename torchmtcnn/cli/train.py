@@ -1,0 +1,126 @@
+"""`mtcnn train`: train one stage on a sample store, or the whole cascade from annotations.
+
+    mtcnn train pnet --store /tmp/mtcnn/pnet --out /tmp/runs/pnet [--resume] [--epochs 10]
+    mtcnn train all --sources caltech:../shared/data/caltech_webfaces/WebFaces_GroundThruth.txt \\
+        sun2013:../shared/data/sun2013/trainImageList.txt --run-dir /tmp/runs/all [--resume]
+
+On several GPUs or nodes, run a stage under torchrun (one process per GPU):
+
+    torchrun --nproc-per-node 4 -m torchmtcnn train rnet --store ... --out ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _add_train_options(parser: argparse.ArgumentParser, per_stage_epochs: bool) -> None:
+    g = parser.add_argument_group("training")
+    if per_stage_epochs:
+        g.add_argument("--epochs", type=int, nargs=3, default=None, metavar=("P", "R", "O"),
+                       help="epochs of P-Net, R-Net, O-Net (default 30 22 22)")
+    else:
+        g.add_argument("--epochs", type=int, default=None,
+                       help="epochs (default: 30 P-Net, 22 R-Net and O-Net)")
+    g.add_argument("--batch-size", type=int, default=None, help="samples per step (384)")
+    g.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="(sgd)")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (0.01)")
+    g.add_argument("--schedule", choices=("step", "cosine", "constant"), default=None,
+                   help="learning-rate schedule (step: x0.1 after epochs 6, 14, 20)")
+    g.add_argument("--milestones", type=int, nargs="*", default=None,
+                   help="epochs after which the step schedule multiplies the lr by gamma")
+    g.add_argument("--seed", type=int, default=None, help="(0)")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: a GPU if any)")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--loader-workers", type=int, default=None,
+                   help="DataLoader processes (default 0: load in the training process)")
+    g.add_argument("--max-steps", type=int, default=None,
+                   help="stop each epoch after N steps (smoke runs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _train_changes(args: argparse.Namespace) -> dict:
+    changes = {
+        "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
+        "schedule": args.schedule, "seed": args.seed, "device": args.device,
+        "threads": args.threads, "workers": args.loader_workers, "max_steps": args.max_steps,
+        "milestones": tuple(args.milestones) if args.milestones is not None else None,
+    }
+    return {k: v for k, v in changes.items() if v is not None}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `mtcnn train` and its subcommands."""
+    parser = subparsers.add_parser("train", help="train the networks")
+    sub = parser.add_subparsers(dest="train_command", metavar="SUBCOMMAND")
+    sub.required = True
+    for stage, size in (("pnet", 12), ("rnet", 24), ("onet", 48)):
+        p = sub.add_parser(stage, help=f"train {stage} on a {size} px sample store")
+        p.add_argument("--store", required=True, type=Path,
+                       help="stage store folder (train/ and val/), from `mtcnn data`")
+        p.add_argument("--out", required=True, type=Path, help="run folder")
+        p.add_argument("--resume", action="store_true",
+                       help="continue from the run folder's last checkpoint")
+        _add_train_options(p, per_stage_epochs=False)
+        p.set_defaults(func=run_stage, stage=stage)
+
+    p = sub.add_parser("all", help="samples, P-Net, mining, R-Net, mining, O-Net, one file")
+    p.add_argument("--sources", nargs="+", required=True, metavar="SPEC",
+                   help="annotation files as FORMAT:PATH (as `mtcnn data pnet`)")
+    p.add_argument("--run-dir", required=True, type=Path, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue a run, skipping done steps")
+    p.add_argument("--workers", type=int, default=None,
+                   help="sample-generation processes (default: CPUs)")
+    p.add_argument("--max-photos", type=int, default=None, help="first N photos only")
+    p.add_argument("--holdout-fraction", type=float, default=0.1,
+                   help="share of photos held out for evaluation (default 0.1)")
+    p.add_argument("--holdout-seed", type=int, default=0,
+                   help="seed of the held-out rule (default 0; keep it to compare runs)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of training photos for validation (default 0.1)")
+    p.add_argument("--landmark-jitters", type=int, default=20)
+    _add_train_options(p, per_stage_epochs=True)
+    p.set_defaults(func=run_all)
+
+
+def run_stage(args: argparse.Namespace) -> int:
+    from ..train.config import stage_config
+    from ..train.trainer import Trainer
+
+    changes = _train_changes(args)
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    config = stage_config(args.stage, **changes)
+    trainer = Trainer(config, args.store, args.out, resume=args.resume,
+                      progress=not args.no_progress)
+    result = trainer.fit()
+    if trainer.rank == 0:
+        last = result.history[-1] if result.history else {}
+        print(f"{args.stage}: {result.epochs_done} epochs in {result.seconds:.1f} s; "
+              + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k.startswith("val_")))
+        print(f"weights: {result.weights}")
+    return 0
+
+
+def run_all(args: argparse.Namespace) -> int:
+    from ..train.pipeline import PipelineConfig, TrainPipeline
+
+    config = PipelineConfig(
+        sources=list(args.sources), holdout_fraction=args.holdout_fraction,
+        holdout_seed=args.holdout_seed,
+        val_fraction=args.val_fraction, workers=args.workers, max_photos=args.max_photos,
+        landmark_jitters=args.landmark_jitters, train=_train_changes(args),
+        seed=args.seed if args.seed is not None else 0,
+        epochs=dict(zip(("pnet", "rnet", "onet"), args.epochs)) if args.epochs else {},
+    )
+    pipeline = TrainPipeline(config, args.run_dir, resume=args.resume,
+                             progress=not args.no_progress)
+    weights = pipeline.run()
+    for step, info in pipeline.state["done"].items():
+        print(f"{step}: {info.get('seconds', 0):.1f} s")
+    print(f"weights: {weights}")
+    return 0
