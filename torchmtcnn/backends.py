@@ -27,25 +27,53 @@ class NetworkBackend(Protocol):
         """x: [K, 3, 48, 48] -> (probability [K], regression [K, 4], landmarks [K, 10])."""
 
 
+class FusedHeads(nn.Module):
+    """A network's body and the heads inference needs, fused into one layer.
+
+    Training keeps separate heads (nets.py); inference needs no landmark head for P-Net
+    and R-Net, and one 1x1 convolution or one dense layer for the rest is cheaper than two
+    or three. Shares the body's parameters with the network it wraps.
+    """
+
+    def __init__(self, net: nn.Module, heads: tuple[str, ...]) -> None:
+        super().__init__()
+        self.body = net.body
+        layers = [getattr(net, h) for h in heads]
+        weight = torch.cat([layer.weight.detach() for layer in layers])
+        bias = torch.cat([layer.bias.detach() for layer in layers])
+        if isinstance(layers[0], nn.Conv2d):
+            self.head: nn.Module = nn.Conv2d(weight.shape[1], weight.shape[0], 1)
+        else:
+            self.head = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.head.weight.copy_(weight)
+            self.head.bias.copy_(bias)
+        self.splits = [layer.weight.shape[0] for layer in layers]
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        return self.head(self.body(x)).split(self.splits, dim=1)
+
+
 class TorchBackend:
     """Runs the PyTorch modules; channels-last layout, which is 2-3x faster on CPU for the
     small convolutions of MTCNN (measured, see the README)."""
 
     def __init__(self, nets: dict[str, nn.Module], device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
+        heads = {"pnet": ("cls", "box"), "rnet": ("cls", "box"), "onet": ("cls", "box", "landmarks")}
         self.nets = {}
         for name, net in nets.items():
-            net = net.to(self.device).eval()
-            self.nets[name] = net.to(memory_format=torch.channels_last)
+            fused = FusedHeads(net, heads[name]).to(self.device).eval()
+            self.nets[name] = fused.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def pnet(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        logits, box, _ = self.nets["pnet"](x.contiguous(memory_format=torch.channels_last))
+        logits, box = self.nets["pnet"](x.contiguous(memory_format=torch.channels_last))
         return face_probability(logits), box
 
     @torch.inference_mode()
     def rnet(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        logits, box, _ = self.nets["rnet"](x.contiguous(memory_format=torch.channels_last))
+        logits, box = self.nets["rnet"](x.contiguous(memory_format=torch.channels_last))
         return face_probability(logits), box
 
     @torch.inference_mode()

@@ -50,7 +50,12 @@ def box_iou(a: Tensor, b: Tensor, offset: float = 0.0) -> Tensor:
 
 
 def nms(
-    boxes: Tensor, scores: Tensor, threshold: float, mode: str = "union", offset: float = 0.0
+    boxes: Tensor,
+    scores: Tensor,
+    threshold: float,
+    mode: str = "union",
+    offset: float = 0.0,
+    reach: Tensor | None = None,
 ) -> Tensor:
     """Greedy non-maximum suppression.
 
@@ -63,6 +68,8 @@ def nms(
     Only boxes whose vertical extents meet can overlap, so after sorting by top edge each
     box is compared with the band of boxes around it rather than with all N: the cost is
     N x band, not N x N, and memory stays under NMS_BLOCK**2 elements per step.
+    reach: Tensor[N], optional: how far above its top a box must look for boxes that may
+    overlap it (the tallest box that can meet it; default the tallest of all).
     """
     n = boxes.shape[0]
     device = boxes.device
@@ -71,8 +78,11 @@ def nms(
     by_top = torch.argsort(boxes[:, 1], stable=True)
     ordered = boxes[by_top]
     top = ordered[:, 1].contiguous()
-    tallest = (ordered[:, 3] - ordered[:, 1]).max() + offset
-    lo = torch.searchsorted(top, top - tallest - offset, right=True)
+    if reach is None:
+        reach = (ordered[:, 3] - ordered[:, 1]).max() + offset
+    else:
+        reach = reach[by_top]
+    lo = torch.searchsorted(top, (top - reach - offset).contiguous(), right=True)
     hi = torch.searchsorted(top, (ordered[:, 3] + offset).contiguous(), right=False)
     band = int((hi - lo).max().clamp(min=1))
     rows_per_step = max(1, NMS_BLOCK * NMS_BLOCK // band)
@@ -119,7 +129,12 @@ def batched_nms(
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     span = (boxes.max() - boxes.min()).item() + 2 * abs(offset) + 2
     shift = (groups.to(boxes.dtype) * span)[:, None]
-    return nms(boxes + shift, scores, threshold, mode, offset)
+    # Each box need only look as far up as the tallest box of its own group.
+    heights = boxes[:, 3] - boxes[:, 1] + offset
+    _, group_index = torch.unique(groups, return_inverse=True)
+    tallest = torch.zeros(int(group_index.max()) + 1, dtype=heights.dtype, device=boxes.device)
+    tallest = tallest.scatter_reduce(0, group_index, heights, reduce="amax", include_self=False)
+    return nms(boxes + shift, scores, threshold, mode, offset, reach=tallest[group_index])
 
 
 def calibrate(boxes: Tensor, regression: Tensor, offset: float = 1.0) -> Tensor:
