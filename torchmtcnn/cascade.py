@@ -90,8 +90,11 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float)
 
 
 def normalise(pixels: Tensor) -> Tensor:
-    """uint8 or 0..255 float [N, H, W, 3] -> float32 [N, 3, H, W] channels-last, (x-127.5)/128."""
-    return ((pixels.float() - 127.5) * 0.0078125).permute(0, 3, 1, 2)
+    """uint8 or 0..255 float [N, H, W, 3] -> float32 [N, 3, H, W] channels-last, (x-127.5)/128.
+
+    A float32 input is normalised in place (the crops are made for this alone)."""
+    x = pixels if pixels.dtype == torch.float32 else pixels.to(torch.float32)
+    return x.sub_(127.5).mul_(0.0078125).permute(0, 3, 1, 2)
 
 
 class Cascade:
