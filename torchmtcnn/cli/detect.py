@@ -1,20 +1,22 @@
-"""`mtcnn detect PATH...`: faces in files, folders and globs, to images, JSON lines and crops."""
+"""`mtcnn detect PATH...`: faces in files, folders and globs, to images, JSON lines or Parquet, and
+crops; photos decoded by parallel threads, or the whole job on Ray Data (--ray)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import cv2
-from tqdm import tqdm
 
 from ..align import align
+from ..batch import FORMATS, BatchSummary, Item, detect_many
 from ..draw import draw_faces
 from ..errors import MTCNNError
-from ..images import list_images, load
+from ..images import list_images
 from .common import add_detector_options, build_detector
 
 log = logging.getLogger(__name__)
@@ -25,9 +27,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Detect faces; write annotated images, JSON lines and aligned crops.")
     p.add_argument("paths", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--out", type=Path, help="folder for annotated copies of the images")
-    p.add_argument("--json", dest="json_out", help="JSON-lines file of the faces ('-' for standard output)")
+    p.add_argument("--json", "--results", dest="json_out",
+                   help="results: a JSON-lines file ('-' for standard output), or with --format parquet "
+                        "(or a name ending in .parquet) a folder of Parquet part files")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="results format (default: parquet for a name ending in .parquet, else jsonl)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the photos already in the results (same paths as given), append the others")
     p.add_argument("--crops", type=Path, help="folder for aligned face crops")
     p.add_argument("--crop-size", type=int, default=112, help="side of the aligned crops (default 112)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="threads decoding photos ahead of the detector (default min(4, CPUs); 0: none)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS", default=None,
+                   help="run on Ray Data (the [ray] extra): a local Ray, or the cluster at ADDRESS "
+                        "(e.g. auto, ray://host:10001); needs --results")
+    p.add_argument("--actors", type=int, default=2, help="with --ray: detector actors (default 2)")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0, help="with --ray: GPUs per actor (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_detector_options(p)
     p.set_defaults(func=run)
@@ -49,61 +64,63 @@ def _save_rgb(path: Path, rgb) -> None:
         raise MTCNNError(f"{path}: cannot write the image")
 
 
+def _run_ray(args: argparse.Namespace, files: list[Path]) -> BatchSummary:
+    from ..batch_ray import detect_with_ray
+
+    if not args.json_out or args.json_out == "-":
+        raise MTCNNError("--ray needs --results FILE (JSON lines) or FOLDER (Parquet)")
+    if args.out or args.crops:
+        raise MTCNNError("--ray writes results only: --out and --crops are not supported with it")
+    return detect_with_ray(
+        files, args.json_out, address=None if args.ray == "local" else args.ray, fmt=args.format,
+        num_actors=args.actors, num_gpus_per_actor=args.gpus_per_actor, batch_size=args.batch_size,
+        resume=args.resume, progress=not args.no_progress, weights=args.weights, device=args.device,
+        min_face_size=args.min_face_size, thresholds=args.thresholds, factor=args.factor)
+
+
 def run(args: argparse.Namespace) -> int:
     files: list = []
-    failed: list[tuple[Path, str]] = []
+    failed: list[tuple[str, str]] = []
     for arg in args.paths:
         try:
             files += list_images([arg])
         except MTCNNError as exc:
-            failed.append((Path(arg), str(exc)))
+            failed.append((arg, str(exc)))
     if not files:
-        reasons = "; ".join(message for _, message in failed)
-        raise MTCNNError(reasons or "no images found in " + " ".join(args.paths))
+        raise MTCNNError("; ".join(message for _, message in failed) or "no images found in " + " ".join(args.paths))
+    if args.resume and (not args.json_out or args.json_out == "-"):
+        raise MTCNNError("--resume needs --results FILE to read back")
+    if args.ray is not None:
+        summary = _run_ray(args, files)
+        summary.failed = failed + summary.failed
+        print(summary.report(), file=sys.stderr)
+        return 1 if summary.failed else 0
     detector = build_detector(args)
     roots = [Path(a).resolve() for a in args.paths if Path(a).is_dir()]
-    out_json = None
-    if args.json_out == "-":
-        out_json = sys.stdout
-    elif args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        out_json = open(args.json_out, "w", encoding="utf-8")
-    found = ok = 0
-    bar = tqdm(total=len(files), unit="img", disable=args.no_progress or len(files) < 2, file=sys.stderr)
-    try:
-        for result in detector.iter_detect(files):
-            path: Path = result.source
-            bar.update(1)
-            if result.error is not None:
-                failed.append((path, str(result.error)))
-                log.warning("skipped %s", result.error)
-                if out_json:
-                    out_json.write(json.dumps({"image": str(path), "error": str(result.error)}) + "\n")
-                continue
-            faces = result.faces
-            found += len(faces)
-            ok += 1
-            h, w = faces.image_size
-            if out_json:
-                out_json.write(json.dumps({"image": str(path), "width": w, "height": h,
-                                           "faces": faces.to_dicts()}) + "\n")
-            if args.out or (args.crops and len(faces)):
-                image = load(path)
-                name = _relative_name(path, roots)
-                if args.out:
-                    _save_rgb((args.out / name).with_suffix(".jpg"), draw_faces(image, faces))
-                if args.crops and len(faces):
-                    for i, crop in enumerate(align(image, faces.landmarks, args.crop_size)):
-                        _save_rgb(args.crops / name.parent / f"{name.stem}_face{i}.jpg", crop)
-            if out_json is None and not args.out and not args.crops:
-                print(f"{path}: {len(faces)} face(s)" + "".join(
-                    f"\n  box {[round(float(v), 1) for v in b]} score {float(s):.3f}"
-                    for b, s in zip(faces.boxes, faces.scores)))
-    finally:
-        bar.close()
-        if out_json not in (None, sys.stdout):
-            out_json.close()
-    print(f"{ok} image(s) read, {found} face(s), {len(failed)} failed", file=sys.stderr)
-    for path, message in failed:
-        print(f"  failed: {message}", file=sys.stderr)
-    return 1 if failed else 0
+    out: str | TextIO | None = sys.stdout if args.json_out == "-" else args.json_out
+
+    def handle(item: Item) -> None:
+        if item.error is not None:
+            log.warning("skipped %s", item.error)
+            return
+        faces, path = item.faces, item.path
+        if item.image is not None:
+            name = _relative_name(path, roots)
+            if args.out:
+                _save_rgb((args.out / name).with_suffix(".jpg"), draw_faces(item.image, faces))
+            if args.crops and len(faces):
+                for i, crop in enumerate(align(item.image, faces.landmarks, args.crop_size)):
+                    _save_rgb(args.crops / name.parent / f"{name.stem}_face{i}.jpg", crop)
+        if out is None and not args.out and not args.crops:
+            print(f"{path}: {len(faces)} face(s)" + "".join(
+                f"\n  box {[round(float(v), 1) for v in b]} score {float(s):.3f}"
+                for b, s in zip(faces.boxes, faces.scores)))
+
+    summary = detect_many(files, out, detector, fmt=args.format, workers=args.workers,
+                          batch_size=args.batch_size, resume=args.resume, progress=not args.no_progress,
+                          keep_images=bool(args.out or args.crops), on_item=handle)
+    summary.failed = failed + summary.failed
+    ok = summary.done - (len(summary.failed) - len(failed))
+    print(f"{ok} image(s) read, {summary.faces} face(s), {len(summary.failed)} failed", file=sys.stderr)
+    print(summary.report(), file=sys.stderr)
+    return 1 if summary.failed else 0
