@@ -27,7 +27,8 @@ def test_proposals_are_the_cascades_crop_regions(original_weights, until):
     want = np.stack([boxes[:, 0] - 1, boxes[:, 1] - 1, boxes[:, 2], boxes[:, 3]], 1)
     np.testing.assert_array_equal(regions, want)
     assert len(regions) > 6  # low mining thresholds: many more candidates than faces
-    assert np.all(regions[:, 2] - regions[:, 0] == regions[:, 3] - regions[:, 1])  # squares
+    # squares, up to the one pixel that truncating each side separately can cost
+    assert np.abs((regions[:, 2] - regions[:, 0]) - (regions[:, 3] - regions[:, 1])).max() <= 1
 
 
 def test_proposer_pickles_without_its_cascade_and_loads_pnet_only_files(original_weights, tmp_path):
