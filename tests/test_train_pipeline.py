@@ -150,3 +150,22 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
 
     # everything done: a third run does nothing and returns the file
     assert TrainPipeline(_config([spec], holdout_seed=seed), run, resume=True).run() == weights
+
+
+def test_cli_data_onet_needs_rnet_weights(tmp_path, capsys):
+    from torchmtcnn.nets import PNet
+    from torchmtcnn.weights import save_weights
+
+    spec = f"jsonl:{make_photos(tmp_path / 'photos', n=2)}"
+    weights = save_weights({"pnet": PNet()}, tmp_path / "pnet.safetensors")
+    argv = ["data", "onet", "--sources", spec, "--weights", str(weights),
+            "--out", str(tmp_path / "onet"), "--workers", "1"]
+    assert main(argv) == 2
+    assert "no rnet" in capsys.readouterr().err
+    assert not (tmp_path / "onet").exists()
+    # with P-Net weights, R-Net data: proposals of P-Net labelled, 24 px
+    argv = ["data", "rnet", "--sources", spec, "--weights", str(weights),
+            "--out", str(tmp_path / "rnet"), "--workers", "1", "--val-fraction", "0"]
+    assert main(argv) == 0
+    store = SampleStore(tmp_path / "rnet" / "train")
+    assert store.size == 24 and store.meta["stage"] == "rnet" and len(store) > 0

@@ -139,3 +139,18 @@ def test_rng_states_round_trip_and_epoch_seeds_differ():
     b = (torch.rand(3), np.random.rand(3))
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert len({epoch_seed(0, e) for e in range(50)} | {epoch_seed(1, 0)}) == 51
+
+
+def test_cli_train_stage(tmp_path, capsys):
+    from torchmtcnn.cli import main
+
+    store = make_store(tmp_path / "store", n_train=64, n_val=16)
+    argv = ["train", "pnet", "--store", str(store), "--out", str(tmp_path / "run"),
+            "--epochs", "1", "--batch-size", "32", "--device", "cpu", "--threads", "1",
+            "--no-progress"]
+    assert main(argv) == 0
+    assert "weights:" in capsys.readouterr().out
+    assert (tmp_path / "run" / "pnet.safetensors").is_file()
+    # --resume of a finished run trains nothing more and keeps the weights
+    assert main(argv + ["--resume"]) == 0
+    assert len(list((tmp_path / "run" / "checkpoints").glob("*.pt"))) == 1
