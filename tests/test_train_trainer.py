@@ -122,6 +122,10 @@ def test_resume_without_checkpoint_starts_afresh_and_rejects_other_stage(tmp_pat
     with pytest.raises(ValueError, match="pnet checkpoint"):
         Trainer(_config(stage="rnet", epochs=1), other, tmp_path / "run2", resume=True,
                 progress=False)
+    # a fresh (not resumed) run in the same folder drops the earlier run's checkpoints
+    (tmp_path / "run" / "checkpoints" / "epoch_007.pt").write_bytes(b"stale")
+    Trainer(_config(epochs=1), store, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoints" / "epoch_007.pt").exists()
 
 
 def test_store_of_the_wrong_size_is_refused(tmp_path):

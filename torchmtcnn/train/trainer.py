@@ -196,6 +196,9 @@ class Trainer:
         self.start_epoch = 0
         if resume:
             self._load_last()
+        elif self.rank == 0:  # a fresh run: checkpoints of an earlier run here would mislead
+            for stale in self.checkpoint_dir.glob("epoch_*.pt"):
+                stale.unlink()
 
     # --- files ------------------------------------------------------------------------------
 
