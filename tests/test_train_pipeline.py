@@ -102,7 +102,13 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
     train_recs, held_recs = split_held_out(records, 0.25, seed)
     held = (run / "heldout.txt").read_text().split()
     assert held == [str(r.image) for r in held_recs] and 0 < len(held) < len(records)
-    assert len((run / "heldout.jsonl").read_text().splitlines()) == len(held)
+    from torchmtcnn.data.readers import read_annotations
+
+    again = read_annotations(run / "heldout.jsonl").records
+    assert [str(r.image) for r in again] == held
+    for a, b in zip(again, held_recs):
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+        np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3)
     store_photos = set()
     for split in ("train", "val"):
         store_photos |= set(SampleStore(run / "data" / "pnet" / split).meta["photos"])
@@ -169,3 +175,18 @@ def test_cli_data_onet_needs_rnet_weights(tmp_path, capsys):
     assert main(argv) == 0
     store = SampleStore(tmp_path / "rnet" / "train")
     assert store.size == 24 and store.meta["stage"] == "rnet" and len(store) > 0
+
+
+def test_heldout_jsonl_keeps_partial_points(tmp_path):
+    from torchmtcnn.data.readers import read_annotations
+    from torchmtcnn.data.records import FaceRecord
+    from torchmtcnn.train.pipeline import write_jsonl
+
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((50, 60, 3), np.uint8))
+    points = np.array([[[10, 12], [30, 12], [20, 20], [np.nan, np.nan], [np.nan, np.nan]]])
+    record = FaceRecord(image, [[5, 5, 40, 40]], points)
+    write_jsonl([record], tmp_path / "held.jsonl")
+    (back,) = read_annotations(tmp_path / "held.jsonl").records
+    np.testing.assert_allclose(back.landmarks[0, :3], points[0, :3])
+    assert np.isnan(back.landmarks[0, 3:]).all()

@@ -71,9 +71,11 @@ def write_jsonl(records: list[FaceRecord], path: Path) -> None:
             faces = []
             for i, box in enumerate(r.boxes):
                 face: dict[str, Any] = {"box": [round(float(v), 3) for v in box]}
-                if r.landmarks is not None and np.isfinite(r.landmarks[i]).all():
+                if r.landmarks is not None and np.isfinite(r.landmarks[i]).any():
+                    # points that are NaN (Caltech has no mouth corners) are left out
                     face["keypoints"] = {n: [round(float(p[0]), 3), round(float(p[1]), 3)]
-                                         for n, p in zip(LANDMARK_NAMES, r.landmarks[i])}
+                                         for n, p in zip(LANDMARK_NAMES, r.landmarks[i])
+                                         if np.isfinite(p).all()}
                 if r.ignore[i]:
                     face["ignore"] = True
                 faces.append(face)
