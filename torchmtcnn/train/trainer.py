@@ -320,7 +320,6 @@ class Trainer:
             truncate_log(self.run_dir / "log.csv", self.start_epoch)
         history: list[dict[str, float]] = []
         end = cfg.epochs if stop_after is None else min(cfg.epochs, self.start_epoch + stop_after)
-        epoch = self.start_epoch
         for epoch in range(self.start_epoch, end):
             t0 = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
@@ -342,7 +341,6 @@ class Trainer:
             history.append(row)
             if self.world > 1:
                 dist.barrier()
-            epoch += 1
         self.start_epoch = max(self.start_epoch, end)
         weights = None
         if self.start_epoch >= cfg.epochs:
