@@ -1,4 +1,6 @@
-"""The large-collection job on a local Ray (2 CPUs, one actor): same faces as the plain loop."""
+"""The large-collection job on a local Ray (2 CPUs, 1-2 actors): same faces as the plain loop.
+
+Two actors on two CPUs also check that the pool leaves room for the reading tasks."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def test_ray_gives_the_plain_loop_faces(local_ray, photos, original_weights, tmp
     plain = {str(r.source): r for r in MTCNN(weights=original_weights, device="cpu",
                                              min_face_size=MIN_FACE).iter_detect(photos)}
     out = tmp_path / "ray.jsonl"
-    summary = detect_with_ray(photos, out, num_actors=1, batch_size=2, progress=False,
+    summary = detect_with_ray(photos, out, num_actors=2, batch_size=2, progress=False,
                               weights=original_weights, device="cpu", min_face_size=MIN_FACE)
     assert (summary.total, summary.done, len(summary.failed)) == (4, 4, 1)
     rows = {row["image"]: row for row in map(json.loads, open(out))}

@@ -11,6 +11,7 @@ the photos at the same paths (a shared file system) and have torchmtcnn installe
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
@@ -25,6 +26,8 @@ from .errors import ImageError, MissingExtraError, MTCNNError
 from .images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
+
+READ_CPUS = 0.25  # Ray CPUs asked by each file-reading task
 
 
 def _ray():
@@ -143,13 +146,22 @@ def detect_with_ray(
         if readable:
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
-            ds = ray.data.read_binary_files(readable, include_paths=True)
+            # Reading is mostly waiting on files: a quarter CPU per read task; and the actors
+            # leave room for it, or a pool that takes every CPU waits forever for its input.
+            cpus = float(ray.cluster_resources().get("CPU", 1))
+            actor_cpus = min(num_cpus_per_actor, max(0.1, (cpus - READ_CPUS) / num_actors))
+            if actor_cpus < num_cpus_per_actor:
+                log.info("%d actors of %.2g CPU each on %g CPUs: %.2g CPU each, to leave %.2g for reading",
+                         num_actors, num_cpus_per_actor, cpus, actor_cpus, READ_CPUS)
+            named = "num_cpus" in inspect.signature(ray.data.read_binary_files).parameters  # newer Ray: named
+            ds = ray.data.read_binary_files(readable, include_paths=True, **(
+                {"num_cpus": READ_CPUS} if named else {"ray_remote_args": {"num_cpus": READ_CPUS}}))
             ds = ds.map_batches(
                 DetectorActor, batch_size=batch_size, batch_format="numpy",
                 fn_constructor_kwargs={"detector_options": detector_options, "max_pixels": max_pixels,
                                        "torch_threads": max(1, int(num_cpus_per_actor))},
                 compute=ray.data.ActorPoolStrategy(size=num_actors),
-                num_cpus=num_cpus_per_actor, num_gpus=num_gpus_per_actor or None,
+                num_cpus=actor_cpus, num_gpus=num_gpus_per_actor or None,
             )
             for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 for row in table.to_pylist():
