@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import os
 import platform
 import statistics
 import tempfile
@@ -199,10 +200,13 @@ def main() -> None:
 
     images = {"640x480": group_photo(640, 480, 6, 0), "1920x1080": group_photo(1920, 1080, 40, 1)}
     ref = {k: variants["torch, 2 threads"][0].detect(img) for k, img in images.items()}
+    load_before = os.getloadavg()[0]
     times = time_variants(variants, images, args.repeats)
 
+    load = os.getloadavg()[0]
     print(f"\n{datetime.date.today()} {platform.node()} {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, weights {info['name']}; median of {args.repeats}, ms per image")
+          f"{os.cpu_count()} cores, torch {torch.__version__}, weights {info['name']}; median of {args.repeats}, "
+          f"ms per image; 1-min load average {load_before:.1f} before timing, {load:.1f} after")
     print("| variant | 640x480 ms | faces | max box diff | 1920x1080 ms | faces | max box diff |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for v, (d, _) in variants.items():
@@ -219,11 +223,11 @@ def main() -> None:
     res = evaluate(variants, names)
     base_ap, base_nme, _ = res[names[0]]
     print(f"\nAccuracy: AP on {HELD_OUT} held-out Sun 2013 photos; NME (inter-ocular) on {HELD_OUT} MTFL AFLW crops")
-    print("| variant | AP | AP loss | mean NME | NME change (relative) | MTFL faces missed |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| variant | AP | AP loss | mean NME | NME change (points of %) | NME change (relative) | MTFL faces missed |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for v in names:
         ap, nme, missed = res[v]
-        print(f"| {v} | {ap:.4f} | {base_ap - ap:+.4f} | {nme:.4f} | {100 * (nme - base_nme) / base_nme:+.2f} % | {missed} |")
+        print(f"| {v} | {ap:.4f} | {base_ap - ap:+.4f} | {nme:.4f} | {100 * (nme - base_nme):+.3f} | {100 * (nme - base_nme) / base_nme:+.2f} % | {missed} |")
 
 
 if __name__ == "__main__":
