@@ -190,3 +190,21 @@ def test_heldout_jsonl_keeps_partial_points(tmp_path):
     (back,) = read_annotations(tmp_path / "held.jsonl").records
     np.testing.assert_allclose(back.landmarks[0, :3], points[0, :3])
     assert np.isnan(back.landmarks[0, 3:]).all()
+
+
+def _no_boxes(image):
+    return np.zeros((0, 4))
+
+
+def test_photos_without_proposals_give_no_mined_samples(tmp_path):
+    import pickle
+
+    from torchmtcnn.data.pipeline import mine_samples
+    from torchmtcnn.data.readers import read_annotations
+    from torchmtcnn.data.samples import SampleConfig
+    from torchmtcnn.train.pipeline import NonEmptyProposer
+
+    records = read_annotations(make_photos(tmp_path / "photos", n=2)).records
+    proposer = pickle.loads(pickle.dumps(NonEmptyProposer(_no_boxes)))
+    samples = mine_samples(records, proposer, 24, SampleConfig(workers=1, landmark_jitters_per_face=2))
+    assert set(np.unique(samples.labels)) <= {-2}  # only the landmark samples
