@@ -33,7 +33,8 @@ def browser():
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (done by .ci/run)")
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
         yield b
         b.close()
 
@@ -73,4 +74,22 @@ def test_page_draws_the_faces_of_a_chosen_photo(service_url, browser, tmp_path):
     page.wait_for_function("document.body.dataset.state === 'error'", timeout=30_000)
     assert "not a readable image" in page.inner_text("#status")
     assert errors == []
+    page.close()
+
+
+def test_camera_frame_is_sent_and_drawn(service_url, browser):
+    """Chromium's fake camera: start it, detect on a frame, the page reaches 'done'."""
+    page = browser.new_page()
+    page.goto(service_url + "/")
+    page.click("#camera")
+    page.wait_for_function("document.getElementById('video').videoWidth > 0", timeout=20_000)
+    assert page.inner_text("#camera") == "Stop camera"
+    page.click("#snap")
+    page.wait_for_function("['done', 'error'].includes(document.body.dataset.state)", timeout=60_000)
+    assert page.evaluate("document.body.dataset.state") == "done", page.inner_text("#status")
+    assert page.get_attribute("#count", "data-faces").isdigit()
+    width = page.evaluate("document.getElementById('video').videoWidth")
+    assert page.evaluate("document.getElementById('canvas').width") == width
+    page.click("#camera")  # stops it
+    assert page.inner_text("#camera") == "Start camera"
     page.close()
