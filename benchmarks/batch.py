@@ -43,9 +43,13 @@ def main() -> int:
                    help="decoding threads of the threads mode, one run per value (default 2 4)")
     p.add_argument("--actors", type=int, default=2, help="Ray actors, one CPU each (default 2)")
     p.add_argument("--weights", help="weight file (default: the original weights, imported)")
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="torch intra-op threads of this process (default: torch's; Ray actors use 1)")
     p.add_argument("--json", dest="json_out", help="also write the results as JSON here")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     weights = args.weights
     if weights is None:
         from torchmtcnn.weights import import_original
