@@ -96,3 +96,11 @@ def test_list_images_folders_globs_and_missing(tmp_path, rgb):
     assert [p.name for p in list_images([str(tmp_path / "*.jpg")])] == ["a.jpg"]
     with pytest.raises(ImageError, match="no such file, folder or pattern"):
         list_images([tmp_path / "none*.jpg"])
+
+
+def test_decompression_bomb_beyond_pils_own_limit(tmp_path, monkeypatch):
+    """A header PIL itself refuses must not fall through to OpenCV's decoder."""
+    cv2.imwrite(str(tmp_path / "bomb.png"), np.zeros((200, 300, 3), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL refuses over 2x this
+    with pytest.raises(ImageError, match="bomb.png: image is over the limit"):
+        read_image(tmp_path / "bomb.png", max_pixels=10**9)

@@ -62,6 +62,8 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
                 _check_size(im.width, im.height, name, max_pixels)
     except ImageError:
         raise
+    except Image.DecompressionBombError as exc:  # beyond even PIL's own limit
+        raise ImageError(f"{name}: image is over the limit of {max_pixels:,} pixels (max_pixels): {exc}") from exc
     except Exception:  # PIL does not know the format; OpenCV may
         pass
     # IMREAD_COLOR applies EXIF orientation, drops alpha, expands gray, reduces 16 bits to 8.
