@@ -202,9 +202,8 @@ def test_photos_without_proposals_give_no_mined_samples(tmp_path):
     from torchmtcnn.data.pipeline import mine_samples
     from torchmtcnn.data.readers import read_annotations
     from torchmtcnn.data.samples import SampleConfig
-    from torchmtcnn.train.pipeline import NonEmptyProposer
 
     records = read_annotations(make_photos(tmp_path / "photos", n=2)).records
-    proposer = pickle.loads(pickle.dumps(NonEmptyProposer(_no_boxes)))
+    proposer = pickle.loads(pickle.dumps(_no_boxes))
     samples = mine_samples(records, proposer, 24, SampleConfig(workers=1, landmark_jitters_per_face=2))
     assert set(np.unique(samples.labels)) <= {-2}  # only the landmark samples

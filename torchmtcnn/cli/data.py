@@ -122,7 +122,6 @@ def run_mined(args: argparse.Namespace) -> int:
     from ..data.mining import CascadeProposer
     from ..data.pipeline import build_mined_store
     from ..errors import WeightsError
-    from ..train.pipeline import NonEmptyProposer
     from ..weights import read_weights
 
     until = "pnet" if args.stage == "rnet" else "rnet"
@@ -133,8 +132,7 @@ def run_mined(args: argparse.Namespace) -> int:
         raise WeightsError(f"{args.weights}: {args.stage} data needs {' and '.join(needed)} "
                            f"weights; the file has no {', '.join(missing)}")
     records, config, read_s = _records_and_config(args, args.size)
-    proposer = NonEmptyProposer(CascadeProposer(str(args.weights), until,
-                                                min_face_size=args.min_face_size))
+    proposer = CascadeProposer(str(args.weights), until, min_face_size=args.min_face_size)
     report = build_mined_store(records, proposer, args.size, args.out, config,
                                sources=list(args.sources))
     _print_report(report, read_s, args.out)

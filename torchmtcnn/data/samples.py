@@ -324,7 +324,10 @@ def pnet_samples(
 def square_boxes(boxes: np.ndarray) -> np.ndarray:
     """Proposed boxes [K, >=4] -> integer squares [K, 3] (x1, y1, side) around their centres,
     side = round(max(w, h)), as the cascade squares boxes before cutting them."""
-    b = np.asarray(boxes, np.float64).reshape(len(boxes), -1)[:, :4]
+    b = np.asarray(boxes, np.float64)
+    if b.size == 0:  # a photo the cascade proposed nothing for
+        return np.zeros((0, 3), np.int64)
+    b = b.reshape(len(b), -1)[:, :4]
     w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
     side = np.round(np.maximum(w, h))
     x1 = np.round(b[:, 0] + w / 2 - side / 2)

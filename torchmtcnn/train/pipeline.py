@@ -83,22 +83,6 @@ def write_jsonl(records: list[FaceRecord], path: Path) -> None:
 
 
 @dataclass
-class NonEmptyProposer:
-    """A proposer that never returns an empty array: ``label_candidates`` (data.samples)
-    fails on a photo with no proposal, so such a photo gets one zero-size box instead, which
-    ``square_boxes`` drops (the photo then gives no mined sample, only its landmark ones).
-    Picklable when the wrapped proposer is."""
-
-    proposer: Any
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        boxes = np.asarray(self.proposer(image), np.float64)
-        if boxes.size == 0:
-            return np.zeros((1, 4), np.float64)
-        return boxes
-
-
-@dataclass
 class PipelineConfig:
     """Settings of `train all`.
 
@@ -210,8 +194,7 @@ class TrainPipeline:
             until, weights, size = (("pnet", self.run_dir / "pnet" / "pnet.safetensors", 24)
                                     if stage == "rnet" else
                                     ("rnet", self.run_dir / "pnet_rnet.safetensors", 48))
-            proposer = NonEmptyProposer(CascadeProposer(
-                str(weights), until, min_face_size=self.config.mining_min_face))
+            proposer = CascadeProposer(str(weights), until, min_face_size=self.config.mining_min_face)
             report = build_mined_store(self.records(), proposer, size, out,
                                        self.sample_config(size), sources=self.config.sources)
         return {"counts": report.counts, "photos": report.photos,
