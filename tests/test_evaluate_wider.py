@@ -238,3 +238,21 @@ def test_official_gt_as_predictions(wider_gt):
     half = evaluate_wider(preds[::2], wider_gt)
     assert len(half.missing) == 3226 // 2
     assert 0.35 < half.ap["hard"] < 0.65
+
+
+def test_fddb_files_that_end_early_or_hold_a_bad_line_name_the_line(tmp_path):
+    from torchmtcnn.errors import AnnotationError
+    from torchmtcnn.evaluate.predictions import PredictionError, read_fddb_detections
+
+    short = tmp_path / "FDDB-fold-02-ellipseList.txt"
+    short.write_text("img_1\n2\n20 10 0 50 60 1\n")
+    with pytest.raises(AnnotationError, match=r"ellipseList.txt:1: img_1 says 2 faces, file ends first"):
+        read_fddb_ellipses(short)
+    bad = tmp_path / "FDDB-fold-03-ellipseList.txt"
+    bad.write_text("img_1\n1\n20 10 zero 50 60 1\n")
+    with pytest.raises(AnnotationError, match=r"ellipseList.txt:3: expected an ellipse"):
+        read_fddb_ellipses(bad)
+    det = tmp_path / "dets.txt"
+    det.write_text("img_1\nmany\n")
+    with pytest.raises(PredictionError, match=r"dets.txt:2: expected the number of faces"):
+        read_fddb_detections(det)

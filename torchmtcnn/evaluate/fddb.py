@@ -25,6 +25,7 @@ import numpy as np
 from ..data.records import FaceRecord
 from ..errors import AnnotationError
 from .ap import overlaps
+from .predictions import fddb_blocks
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +50,19 @@ def read_fddb_ellipses(paths: str | Path | Sequence[str | Path]) -> list[FaceRec
     for path in map(Path, paths):
         if not path.is_file():
             raise AnnotationError(f"{path}: FDDB ellipse list not found")
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        i = 0
-        while i < len(lines):
-            name = lines[i].strip()
-            if not name:
-                i += 1
-                continue
-            try:
-                count = int(lines[i + 1].strip())
-            except (IndexError, ValueError) as exc:
-                raise AnnotationError(f"{path}:{i + 2}: expected the number of faces") from exc
+        for lineno, name, block in fddb_blocks(path, AnnotationError):
             boxes = []
-            for k in range(count):
-                lineno = i + 3 + k
+            for k, line in enumerate(block):
                 try:
-                    vals = [float(v) for v in lines[lineno - 1].split()[:5]]
+                    vals = [float(v) for v in line.split()[:5]]
                     if len(vals) < 5:
                         raise ValueError("fewer than 5 numbers")
-                except (IndexError, ValueError) as exc:
-                    raise AnnotationError(f"{path}:{lineno}: expected an ellipse "
+                except ValueError as exc:
+                    raise AnnotationError(f"{path}:{lineno + 2 + k}: expected an ellipse "
                                           f"'major minor angle cx cy 1' ({exc})") from exc
                 boxes.append(ellipse_to_box(*vals))
             records.append(FaceRecord(image=Path(name), boxes=np.asarray(boxes).reshape(-1, 4),
-                                      source=f"{path}:{i + 1}"))
-            i += 2 + count
+                                      source=f"{path}:{lineno}"))
     return records
 
 

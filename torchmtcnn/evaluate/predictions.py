@@ -24,6 +24,7 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
@@ -247,11 +248,11 @@ def read_wider_dir(path: str | Path) -> list[ImagePrediction]:
     return out
 
 
-def read_fddb_detections(path: str | Path) -> list[ImagePrediction]:
-    """Read FDDB detections: blocks of image name, count, ``x y w h score`` lines."""
-    path = Path(path)
+def fddb_blocks(path: Path, error: type[Exception]) -> Iterator[tuple[int, str, list[str]]]:
+    """The blocks of an FDDB-style file (an image name line, a count line, that many lines),
+    for both the ellipse lists and the detection files -> (line number of the name, name,
+    the block's lines). A bad count or a file that ends early raises ``error``."""
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    out: list[ImagePrediction] = []
     i = 0
     while i < len(lines):
         name = lines[i].strip()
@@ -261,13 +262,21 @@ def read_fddb_detections(path: str | Path) -> list[ImagePrediction]:
         try:
             count = int(float(lines[i + 1]))
         except (IndexError, ValueError) as exc:
-            raise PredictionError(f"{path}:{i + 2}: expected the number of faces") from exc
+            raise error(f"{path}:{i + 2}: expected the number of faces") from exc
         block = lines[i + 2 : i + 2 + count]
         if len(block) < count:
-            raise PredictionError(f"{path}:{i + 1}: {name} says {count} faces, file ends first")
-        boxes, scores = _parse_xywhs(block, f"{path}:{i + 3}")
-        out.append(ImagePrediction(name, boxes, scores))
+            raise error(f"{path}:{i + 1}: {name} says {count} faces, file ends first")
+        yield i + 1, name, block
         i += 2 + count
+
+
+def read_fddb_detections(path: str | Path) -> list[ImagePrediction]:
+    """Read FDDB detections: blocks of image name, count, ``x y w h score`` lines."""
+    path = Path(path)
+    out: list[ImagePrediction] = []
+    for lineno, name, block in fddb_blocks(path, PredictionError):
+        boxes, scores = _parse_xywhs(block, f"{path}:{lineno + 2}")
+        out.append(ImagePrediction(name, boxes, scores))
     return out
 
 
