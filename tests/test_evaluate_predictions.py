@@ -131,3 +131,13 @@ def test_ap_equals_reference_implementation(tmp_path):
     res = evaluate_wider(read_predictions(tmp_path / "sub"), gt)
     for s, ap in REFERENCE_AP_SEED1.items():
         assert res.ap[s] == pytest.approx(ap, abs=1e-12)
+
+
+def test_error_lines_of_mtcnn_detect_are_missing_predictions_not_empty_images(tmp_path):
+    from torchmtcnn.evaluate.predictions import read_jsonl
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"image": "a.jpg", "width": 10, "height": 10, "faces": []}\n'
+                    '{"image": "bad.jpg", "error": "bad.jpg: not a readable image"}\n')
+    preds = read_jsonl(path)
+    assert [p.image for p in preds] == ["a.jpg"]

@@ -185,6 +185,11 @@ def read_jsonl(path: str | Path) -> list[ImagePrediction]:
             where = f"{path}:{lineno}"
             try:
                 item = json.loads(line)
+                if "error" in item and "faces" not in item:
+                    # `mtcnn detect --json` names an image it could not read: that is a
+                    # missing prediction (reported as such), not an image without faces.
+                    log.warning("%s: %s has no prediction (%s)", where, item.get("image"), item["error"])
+                    continue
                 faces = item.get("faces") or []
                 boxes = np.asarray([f["box"] for f in faces], np.float64).reshape(-1, 4)
                 scores = np.asarray([f.get("score", 1.0) for f in faces], np.float64)
