@@ -16,9 +16,9 @@ NMS_BLOCK = 2048
 
 
 def box_area(boxes: Tensor, offset: float = 0.0) -> Tensor:
-    """boxes: Tensor[N, 4] -> Tensor[N] of areas (negative sizes count as 0)."""
-    w = (boxes[:, 2] - boxes[:, 0] + offset).clamp(min=0)
-    h = (boxes[:, 3] - boxes[:, 1] + offset).clamp(min=0)
+    """boxes: Tensor[..., 4] -> Tensor[...] of areas (negative sizes count as 0)."""
+    w = (boxes[..., 2] - boxes[..., 0] + offset).clamp(min=0)
+    h = (boxes[..., 3] - boxes[..., 1] + offset).clamp(min=0)
     return w * h
 
 
@@ -29,8 +29,7 @@ def _overlap(a: Tensor, b: Tensor, mode: str, offset: float) -> Tensor:
     w = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0]) + offset).clamp_(min=0)
     h = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1]) + offset).clamp_(min=0)
     inter = w.mul_(h)
-    area_a = (a[..., 2] - a[..., 0] + offset).clamp(min=0) * (a[..., 3] - a[..., 1] + offset).clamp(min=0)
-    area_b = (b[..., 2] - b[..., 0] + offset).clamp(min=0) * (b[..., 3] - b[..., 1] + offset).clamp(min=0)
+    area_a, area_b = box_area(a, offset), box_area(b, offset)
     denom = area_a + area_b - inter if mode == "union" else torch.minimum(area_a, area_b)
     return inter / denom.clamp(min=torch.finfo(inter.dtype).tiny)
 
