@@ -236,6 +236,29 @@ def test_mine_samples_with_a_fake_proposer(photos):
     np.testing.assert_array_equal(samples.crops, same.crops)
 
 
+def no_proposals(image: np.ndarray) -> np.ndarray:
+    return np.zeros((0, 5), np.float32)
+
+
+def test_mined_jitters_add_positives_around_faces(photos):
+    config = small_config(landmark_jitters_per_face=0, mined_jitters_per_face=10)
+    samples = mine_samples(photos, no_proposals, 48, config)
+    check_labels(samples, photos, config)
+    counts = samples.counts()
+    assert counts["positive"] > 0 and counts["part"] > 0, counts
+    # every crop comes from a jitter around a usable face: centre within 0.2 of its size
+    for k in range(len(samples)):
+        rec = photos[samples.photos[k]]
+        x1, y1, x2, y2 = samples.crops[k].astype(np.float64)
+        centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
+        faces = rec.boxes[~rec.ignore].astype(np.float64)
+        size = faces[:, 2:] - faces[:, :2]
+        near = np.abs(centre - (faces[:, :2] + faces[:, 2:]) / 2) <= 0.2 * size + 1
+        assert near.all(1).any()
+    # the reference's way (0) adds none: nothing proposed, nothing stored
+    assert len(mine_samples(photos, no_proposals, 48, replace(config, mined_jitters_per_face=0))) == 0
+
+
 def test_mix_counts_keeps_the_ratio():
     got = mix_counts({0: 1000, 1: 100, -1: 300, -2: 500}, (3, 1, 1, 2))
     assert got == {0: 300, 1: 100, -1: 100, -2: 200}

@@ -71,6 +71,9 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
                         help="mix of the kinds kept (default 3 1 1 2; 0 drops a kind)")
     parser.add_argument("--landmark-jitters", type=int, default=20,
                         help="jittered crops tried per face with points (default 20)")
+    parser.add_argument("--mined-jitters", type=int, default=0,
+                        help="rnet/onet: crops jittered around each face added to the "
+                             "proposals (default 0, as the reference)")
 
 
 def parse_source(spec: str) -> tuple[str | None, str]:
@@ -105,7 +108,8 @@ def _records_and_config(args: argparse.Namespace, size: int):
     read_s = time.perf_counter() - start
     config = SampleConfig(size=size, seed=args.seed, workers=args.workers,
                           val_fraction=args.val_fraction, ratio=tuple(args.ratio),
-                          landmark_jitters_per_face=args.landmark_jitters)
+                          landmark_jitters_per_face=args.landmark_jitters,
+                          mined_jitters_per_face=getattr(args, "mined_jitters", 0))
     return records, config, read_s
 
 

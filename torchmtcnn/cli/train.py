@@ -83,6 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of training photos for validation (default 0.1)")
     p.add_argument("--landmark-jitters", type=int, default=20)
+    p.add_argument("--mined-jitters", type=int, nargs=2, default=(0, 0), metavar=("R", "O"),
+                   help="crops jittered around each face added to the mined R-Net and O-Net "
+                        "proposals (default 0 0, as the reference)")
     _add_train_options(p, per_stage_epochs=True)
     p.set_defaults(func=run_all)
 
@@ -114,6 +117,7 @@ def run_all(args: argparse.Namespace) -> int:
         holdout_seed=args.holdout_seed,
         val_fraction=args.val_fraction, workers=args.workers, max_photos=args.max_photos,
         landmark_jitters=args.landmark_jitters, train=_train_changes(args),
+        mined_jitters=dict(zip(("rnet", "onet"), args.mined_jitters)),
         seed=args.seed if args.seed is not None else 0,
         epochs=dict(zip(("pnet", "rnet", "onet"), args.epochs)) if args.epochs else {},
     )

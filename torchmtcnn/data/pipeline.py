@@ -33,7 +33,8 @@ from tqdm import tqdm
 from .landmark_samples import landmark_samples
 from .records import FaceRecord
 from .samples import (
-    LABEL_NAMES, RATIO_ORDER, SampleConfig, Samples, label_candidates, pnet_samples, read_rgb,
+    LABEL_NAMES, RATIO_ORDER, SampleConfig, Samples, face_jitter_boxes, label_candidates,
+    pnet_samples, read_rgb,
 )
 from .store import SampleStore, StoreWriter, is_validation
 
@@ -66,6 +67,10 @@ def photo_samples(index: int, image: np.ndarray, record: FaceRecord, config: Sam
         main = pnet_samples(image, record, crops_rng, config, photo=index)
     else:
         boxes = np.asarray(propose(image), np.float64)
+        if config.mined_jitters_per_face > 0:
+            boxes = boxes.reshape(-1, boxes.shape[-1])[:, :4] if boxes.size else np.zeros((0, 4))
+            boxes = np.concatenate([boxes, face_jitter_boxes(record, crops_rng, config,
+                                                             config.mined_jitters_per_face)])
         main = label_candidates(record, boxes, config.size, image, config, photo=index)
     marks = landmark_samples(image, record, landmark_rng, config.size, config, photo=index)
     return Samples.concat([main, marks], config.size)
@@ -200,7 +205,8 @@ def _finish(raw: Path, out: Path, config: SampleConfig, meta: dict,
 
 
 def _build(records: list[FaceRecord], out: str | Path, config: SampleConfig,
-           propose: Proposer | None, stage: str, sources: list[str] | None) -> BuildReport:
+           propose: Proposer | None, stage: str, sources: list[str] | None,
+           progress: bool = True) -> BuildReport:
     out = Path(out)
     raw = out / "_raw"
     report = BuildReport()
@@ -209,7 +215,7 @@ def _build(records: list[FaceRecord], out: str | Path, config: SampleConfig,
     cfg = {k: v for k, v in asdict(config).items() if k != "workers"}
     meta = {"stage": stage, "seed": config.seed, "config": cfg, "sources": sources or []}
     with StoreWriter(raw, config.size, photos, {**meta, "split": "raw"}) as writer:
-        for samples in iter_photo_samples(records, config, propose, report):
+        for samples in iter_photo_samples(records, config, propose, report, progress):
             writer.append(samples)
     report.raw_counts = SampleStore(raw).counts
     _finish(raw, out, config, {**meta, "failed_photos": report.failed}, report)
@@ -222,21 +228,22 @@ def _build(records: list[FaceRecord], out: str | Path, config: SampleConfig,
 
 def build_pnet_store(records: list[FaceRecord], out: str | Path,
                      config: SampleConfig | None = None,
-                     sources: list[str] | None = None) -> BuildReport:
+                     sources: list[str] | None = None, progress: bool = True) -> BuildReport:
     """P-Net stores out/train and out/val (12 px unless config.size says otherwise)."""
-    return _build(records, out, config or SampleConfig(), None, "pnet", sources)
+    return _build(records, out, config or SampleConfig(), None, "pnet", sources, progress)
 
 
 def build_mined_store(records: list[FaceRecord], propose: Proposer, size: int,
                       out: str | Path, config: SampleConfig | None = None,
-                      sources: list[str] | None = None) -> BuildReport:
+                      sources: list[str] | None = None, progress: bool = True) -> BuildReport:
     """R-Net (size 24) or O-Net (size 48) stores out/train and out/val from the boxes that
     ``propose`` gives for each photo, labelled by IoU, plus landmark samples, mixed by
     config.ratio.
 
-    With config.workers > 1 the proposer runs in forked processes (one torch thread each);
-    a proposer on a GPU should run with workers=1 (CUDA does not survive a fork).
+    With config.workers > 1 the proposer runs in spawned processes (one torch thread each),
+    so it must be picklable (CascadeProposer is); a proposer on a GPU should run with
+    workers=1, or every process loads its own copy of the networks onto the GPU.
     """
     config = replace(config or SampleConfig(), size=size)
     stage = {24: "rnet", 48: "onet"}.get(size, f"mined{size}")
-    return _build(records, out, config, propose, stage, sources)
+    return _build(records, out, config, propose, stage, sources, progress)

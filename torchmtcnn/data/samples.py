@@ -70,6 +70,9 @@ class SampleConfig:
         negatives_per_photo: random crops drawn anywhere in each photo (P-Net).
         near_negatives_per_face: crops drawn shifted around each usable face (P-Net).
         jitters_per_face: crops jittered around each usable face for positives / parts (P-Net).
+        mined_jitters_per_face: crops jittered around each usable face (as P-Net's) added to
+            the cascade's proposals for R-Net and O-Net stores (0, the reference's way: none).
+            Proposals that fit a face well are few, so positives can limit the whole mix.
         landmark_jitters_per_face: jittered crops tried per face with points (any stage);
             about half pass the IoU and points-inside checks. Faces with points are usually
             the scarcest kind, and limit the whole mix: 20 (twice the reference's 10).
@@ -92,6 +95,7 @@ class SampleConfig:
     negatives_per_photo: int = 50
     near_negatives_per_face: int = 5
     jitters_per_face: int = 20
+    mined_jitters_per_face: int = 0
     landmark_jitters_per_face: int = 20
     max_rotation: float = 15.0
     rotation_prob: float = 0.5
@@ -246,6 +250,30 @@ def _boxes_of(squares: np.ndarray) -> np.ndarray:
     return np.stack([s[:, 0], s[:, 1], s[:, 0] + s[:, 2], s[:, 1] + s[:, 2]], 1)
 
 
+def jitter_squares(fx1: float, fy1: float, fx2: float, fy2: float, rng: np.random.Generator,
+                   n: int) -> np.ndarray:
+    """n squares jittered around one face -> int64 [n, 3] (x1, y1, side): side in
+    [0.8 min(w, h), 1.25 max(w, h)], centre moved by up to 0.2 of the face size (as the
+    reference's positives and parts); they may stick out of the photo."""
+    w, h = fx2 - fx1, fy2 - fy1
+    lo, hi = int(min(w, h) * 0.8), int(np.ceil(1.25 * max(w, h)))
+    side = rng.integers(max(lo, 1), max(hi, lo + 1) + 1, n)
+    dx = rng.uniform(-0.2 * w, 0.2 * w, n)
+    dy = rng.uniform(-0.2 * h, 0.2 * h, n)
+    x1 = np.floor(fx1 + w / 2 + dx - side / 2)
+    y1 = np.floor(fy1 + h / 2 + dy - side / 2)
+    return np.stack([x1, y1, side], 1).astype(np.int64)
+
+
+def face_jitter_boxes(record: FaceRecord, rng: np.random.Generator, config: SampleConfig,
+                      n: int) -> np.ndarray:
+    """n jittered squares around each usable face of a photo, as float64 boxes [K, 4]."""
+    faces = record.boxes[usable_faces(record, config)].astype(np.float64)
+    if n <= 0 or len(faces) == 0:
+        return np.zeros((0, 4), np.float64)
+    return _boxes_of(np.concatenate([jitter_squares(*face, rng, n) for face in faces]))
+
+
 def pnet_candidates(
     shape: tuple[int, int], record: FaceRecord, rng: np.random.Generator, config: SampleConfig
 ) -> np.ndarray:
@@ -278,14 +306,7 @@ def pnet_candidates(
                 sq[:, 1] + sq[:, 2] <= height)
             parts.append(sq[inside])
         if config.jitters_per_face > 0:
-            n = config.jitters_per_face
-            lo, hi = int(min(w, h) * 0.8), int(np.ceil(1.25 * max(w, h)))
-            side = rng.integers(max(lo, 1), max(hi, lo + 1) + 1, n)
-            dx = rng.uniform(-0.2 * w, 0.2 * w, n)
-            dy = rng.uniform(-0.2 * h, 0.2 * h, n)
-            x1 = np.floor(fx1 + w / 2 + dx - side / 2)
-            y1 = np.floor(fy1 + h / 2 + dy - side / 2)
-            parts.append(np.stack([x1, y1, side], 1).astype(np.int64))
+            parts.append(jitter_squares(fx1, fy1, fx2, fy2, rng, config.jitters_per_face))
     if not parts:
         return np.zeros((0, 3), np.int64)
     return np.concatenate(parts).astype(np.int64)

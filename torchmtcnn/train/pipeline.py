@@ -93,6 +93,8 @@ class PipelineConfig:
         val_fraction: share of the training photos whose samples validate.
         workers: sample-generation processes (None: the CPU count).
         landmark_jitters: jittered landmark crops tried per face with points.
+        mined_jitters: crops jittered around each face added to the proposals of the R-Net
+            and O-Net stores ({"rnet": 0, "onet": 6}; SampleConfig.mined_jitters_per_face).
         max_photos: use only the first N photos of the joined sources (smoke runs).
         epochs: epochs per stage ({"pnet": 30, ...}); missing stages keep the defaults.
         train: TrainConfig fields for every stage (batch_size, optimizer, lr, threads...).
@@ -107,6 +109,7 @@ class PipelineConfig:
     val_fraction: float = 0.1
     workers: int | None = None
     landmark_jitters: int = 20
+    mined_jitters: dict[str, int] = field(default_factory=dict)
     max_photos: int | None = None
     epochs: dict[str, int] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
@@ -171,7 +174,9 @@ class TrainPipeline:
         c = self.config
         return SampleConfig(size=size, seed=c.seed, workers=c.workers,
                             val_fraction=c.val_fraction,
-                            landmark_jitters_per_face=c.landmark_jitters)
+                            landmark_jitters_per_face=c.landmark_jitters,
+                            mined_jitters_per_face=c.mined_jitters.get(
+                                {24: "rnet", 48: "onet"}.get(size, ""), 0))
 
     def train_config(self, stage: str):
         c = self.config
@@ -189,14 +194,15 @@ class TrainPipeline:
         out = self.run_dir / "data" / stage
         if stage == "pnet":
             report = build_pnet_store(self.records(), out, self.sample_config(12),
-                                      sources=self.config.sources)
+                                      sources=self.config.sources, progress=self.progress)
         else:
             until, weights, size = (("pnet", self.run_dir / "pnet" / "pnet.safetensors", 24)
                                     if stage == "rnet" else
                                     ("rnet", self.run_dir / "pnet_rnet.safetensors", 48))
             proposer = CascadeProposer(str(weights), until, min_face_size=self.config.mining_min_face)
             report = build_mined_store(self.records(), proposer, size, out,
-                                       self.sample_config(size), sources=self.config.sources)
+                                       self.sample_config(size), sources=self.config.sources,
+                                       progress=self.progress)
         return {"counts": report.counts, "photos": report.photos,
                 "unreadable": len(report.failed)}
 
