@@ -207,3 +207,26 @@ def test_photos_without_proposals_give_no_mined_samples(tmp_path):
     proposer = pickle.loads(pickle.dumps(_no_boxes))
     samples = mine_samples(records, proposer, 24, SampleConfig(workers=1, landmark_jitters_per_face=2))
     assert set(np.unique(samples.labels)) <= {-2}  # only the landmark samples
+
+
+def test_stage_ratios_and_mined_jitters_reach_each_stages_samples(tmp_path):
+    config = PipelineConfig(["jsonl:x"], mined_jitters={"onet": 3}, ratios={"onet": (1, 1, 1, 2)})
+    pipeline = TrainPipeline(config, tmp_path / "run")
+    onet, rnet, pnet = (pipeline.sample_config(s) for s in (48, 24, 12))
+    assert (onet.ratio, onet.mined_jitters_per_face) == ((1.0, 1.0, 1.0, 2.0), 3)
+    assert (rnet.ratio, rnet.mined_jitters_per_face) == ((3.0, 1.0, 1.0, 2.0), 0)
+    assert pnet.ratio == (3.0, 1.0, 1.0, 2.0)
+
+
+@pytest.mark.parametrize("ratio, message", [
+    (["qnet", "1", "1", "1", "2"], "unknown stage 'qnet'"),
+    (["onet", "1", "x", "1", "2"], "four numbers expected, got 1 x 1 2"),
+    (["onet", "0", "0", "0", "0"], "must be >= 0, not all 0"),
+])
+def test_train_all_rejects_a_bad_ratio(tmp_path, capsys, ratio, message):
+    argv = ["train", "all", "--sources", "jsonl:x", "--run-dir", str(tmp_path / "run"),
+            "--ratio", *ratio]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

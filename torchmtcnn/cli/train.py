@@ -15,6 +15,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..errors import MTCNNError
+
 log = logging.getLogger(__name__)
 
 
@@ -86,6 +88,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mined-jitters", type=int, nargs=2, default=(0, 0), metavar=("R", "O"),
                    help="crops jittered around each face added to the mined R-Net and O-Net "
                         "proposals (default 0 0, as the reference)")
+    p.add_argument("--ratio", nargs=5, action="append", default=[],
+                   metavar=("STAGE", "NEG", "POS", "PART", "LANDMARK"),
+                   help="mix of a stage's store, e.g. --ratio onet 1 1 1 2 (default 3 1 1 2)")
     _add_train_options(p, per_stage_epochs=True)
     p.set_defaults(func=run_all)
 
@@ -109,6 +114,21 @@ def run_stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ratios(specs: list[list[str]]) -> dict[str, tuple[float, ...]]:
+    ratios = {}
+    for stage, *values in specs:
+        if stage not in ("pnet", "rnet", "onet"):
+            raise MTCNNError(f"--ratio: unknown stage {stage!r} (pnet, rnet or onet)")
+        try:
+            ratio = tuple(float(v) for v in values)
+        except ValueError:
+            raise MTCNNError(f"--ratio {stage}: four numbers expected, got {' '.join(values)}") from None
+        if any(r < 0 for r in ratio) or not any(ratio):
+            raise MTCNNError(f"--ratio {stage}: numbers must be >= 0, not all 0")
+        ratios[stage] = ratio
+    return ratios
+
+
 def run_all(args: argparse.Namespace) -> int:
     from ..train.pipeline import PipelineConfig, TrainPipeline
 
@@ -118,6 +138,7 @@ def run_all(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, workers=args.workers, max_photos=args.max_photos,
         landmark_jitters=args.landmark_jitters, train=_train_changes(args),
         mined_jitters=dict(zip(("rnet", "onet"), args.mined_jitters)),
+        ratios=_ratios(args.ratio),
         seed=args.seed if args.seed is not None else 0,
         epochs=dict(zip(("pnet", "rnet", "onet"), args.epochs)) if args.epochs else {},
     )

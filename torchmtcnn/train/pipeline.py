@@ -95,6 +95,9 @@ class PipelineConfig:
         landmark_jitters: jittered landmark crops tried per face with points.
         mined_jitters: crops jittered around each face added to the proposals of the R-Net
             and O-Net stores ({"rnet": 0, "onet": 6}; SampleConfig.mined_jitters_per_face).
+        ratios: negatives : positives : parts : landmarks kept per stage ({"onet": (1, 1, 1,
+            2)}); stages not named keep SampleConfig's 3 : 1 : 1 : 2. A strong R-Net proposes
+            few non-faces, so the O-Net mix can run out of negatives first.
         max_photos: use only the first N photos of the joined sources (smoke runs).
         epochs: epochs per stage ({"pnet": 30, ...}); missing stages keep the defaults.
         train: TrainConfig fields for every stage (batch_size, optimizer, lr, threads...).
@@ -110,6 +113,7 @@ class PipelineConfig:
     workers: int | None = None
     landmark_jitters: int = 20
     mined_jitters: dict[str, int] = field(default_factory=dict)
+    ratios: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
     max_photos: int | None = None
     epochs: dict[str, int] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
@@ -172,11 +176,14 @@ class TrainPipeline:
 
     def sample_config(self, size: int) -> SampleConfig:
         c = self.config
-        return SampleConfig(size=size, seed=c.seed, workers=c.workers,
-                            val_fraction=c.val_fraction,
-                            landmark_jitters_per_face=c.landmark_jitters,
-                            mined_jitters_per_face=c.mined_jitters.get(
-                                {24: "rnet", 48: "onet"}.get(size, ""), 0))
+        stage = {12: "pnet", 24: "rnet", 48: "onet"}.get(size, "")
+        config = SampleConfig(size=size, seed=c.seed, workers=c.workers,
+                              val_fraction=c.val_fraction,
+                              landmark_jitters_per_face=c.landmark_jitters,
+                              mined_jitters_per_face=c.mined_jitters.get(stage, 0))
+        if stage in c.ratios:
+            config.ratio = tuple(float(r) for r in c.ratios[stage])  # type: ignore[assignment]
+        return config
 
     def train_config(self, stage: str):
         c = self.config
