@@ -181,7 +181,7 @@ def box_difference(found: np.ndarray, ref: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--weights", default=None)
+    parser.add_argument("--weights", default="original", help="the original MTCNN weights by default")
     parser.add_argument("--no-eval", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)

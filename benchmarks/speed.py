@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--backends", default="torch", help="comma-separated: torch,onnxruntime")
-    parser.add_argument("--weights", default=None)
+    parser.add_argument("--weights", default="original", help="the original MTCNN weights by default: the peer runs those")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)

@@ -129,7 +129,8 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
             "--holdout-fraction", "0.25", "--holdout-seed", str(seed), "--val-fraction", "0.2", "--workers", "1",
             "--landmark-jitters", "4", "--epochs", "1", "1", "1", "--batch-size", "64",
             "--optimizer", "adam", "--lr", "0.005", "--schedule", "constant",
-            "--device", "cpu", "--threads", "1", "--no-progress"]
+            "--device", "cpu", "--threads", "1", "--no-progress",
+            "--mined-jitters", "0", "2", "--ratio", "onet", "1", "1", "1", "2"]
     assert main(argv) == 0
     state = json.loads((run / "state.json").read_text())
     assert list(state["done"]) == list(STEPS)
@@ -137,6 +138,8 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
     for stage, size in (("rnet", 24), ("onet", 48)):
         meta = SampleStore(run / "data" / stage / "train").meta
         assert meta["size"] == size and meta["stage"] == stage and meta["n"] > 0
+        jitters, ratio = (0, [3, 1, 1, 2]) if stage == "rnet" else (2, [1, 1, 1, 2])
+        assert meta["config"]["mined_jitters_per_face"] == jitters and meta["config"]["ratio"] == ratio
 
     # the combined file: three networks, metadata, loadable by the detector
     weights = run / "mtcnn.safetensors"
@@ -146,6 +149,8 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
     assert meta["name"] == "torchmtcnn-run" and meta["version"]
     recipe = json.loads(meta["recipe"])
     assert recipe["holdout"]["fraction"] == 0.25 and recipe["stages"]["onet"]["epochs"] == 1
+    assert recipe["samples"] == {"landmark_jitters": 4, "mined_jitters": {"rnet": 0, "onet": 2},
+                                 "ratios": {"onet": [1.0, 1.0, 1.0, 2.0]}}
     from torchmtcnn import MTCNN
 
     detector = MTCNN(weights=weights, device="cpu")

@@ -113,3 +113,22 @@ def test_import_from_a_folder_without_the_files(tmp_path):
     (tmp_path / "pnet.onnx").write_bytes(b"not onnx")
     with pytest.raises(WeightsError, match="pnet.onnx: not a readable ONNX file"):
         import_original(folder=tmp_path)
+
+
+def test_shipped_weights_are_the_default_and_find_the_astronauts_face(astronaut, detector):
+    from torchmtcnn import MTCNN
+    from torchmtcnn.boxes import iou_numpy
+    from torchmtcnn.weights import PACKAGE_DIR, read_metadata
+
+    shipped = sorted(PACKAGE_DIR.glob("*.safetensors"))
+    assert len(shipped) == 1, shipped
+    assert resolve_weights(None) == shipped[0]  # no peer package needed
+    meta = read_metadata(shipped[0])
+    assert meta["name"].startswith("torchmtcnn") and "recipe" in meta
+    ours = MTCNN(device="cpu").detect(astronaut)
+    reference = detector.detect(astronaut)  # the original weights: one face
+    assert len(reference) == 1 and len(ours) == 1
+    assert iou_numpy(ours.boxes, reference.boxes)[0, 0] > 0.7
+    assert ours.scores[0] > 0.9
+    side = reference.boxes[0, 2] - reference.boxes[0, 0]
+    assert np.abs(ours.landmarks[0] - reference.landmarks[0]).max() < 0.1 * side

@@ -235,6 +235,9 @@ class TrainPipeline:
             "holdout": {"fraction": self.config.holdout_fraction,
                         "seed": self.config.holdout_seed,
                         "rule": "sha256('holdout:{seed}:{path}')[:8] / 2**64 < fraction"},
+            "samples": {"landmark_jitters": self.config.landmark_jitters,
+                        "mined_jitters": self.config.mined_jitters,
+                        "ratios": self.config.ratios},
             "stages": {s: self.train_config(s).to_dict() for s in ("pnet", "rnet", "onet")},
             "seconds": {k: v.get("seconds") for k, v in self.state["done"].items()},
         }
