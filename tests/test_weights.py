@@ -132,3 +132,15 @@ def test_shipped_weights_are_the_default_and_find_the_astronauts_face(astronaut,
     assert ours.scores[0] > 0.9
     side = reference.boxes[0, 2] - reference.boxes[0, 0]
     assert np.abs(ours.landmarks[0] - reference.landmarks[0]).max() < 0.1 * side
+
+
+def test_saved_weights_get_the_usual_file_permissions(tmp_path):
+    import os
+
+    from torchmtcnn.nets import PNet
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path = save_weights({"pnet": PNet()}, tmp_path / "w.safetensors")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert set(read_weights(path)) == {f"pnet.{k}" for k in PNet().state_dict()}

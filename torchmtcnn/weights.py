@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from .errors import MissingExtraError, WeightsError
@@ -52,7 +52,9 @@ def save_weights(
             tensors[key] = value.detach().cpu().contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": "torchmtcnn", **{k: str(v) for k, v in (metadata or {}).items()}}
-    save_file(tensors, str(path), metadata=meta)
+    # Written by Python's open(), so the file gets the usual permissions (umask);
+    # safetensors' save_file creates it readable by its owner only.
+    path.write_bytes(save(tensors, metadata=meta))
     return path
 
 
