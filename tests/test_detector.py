@@ -103,10 +103,22 @@ def test_large_levels_in_bands_and_many_crops_in_chunks_give_the_same_faces(dete
     image = group_photo(1280, 720, 16, seed=3)
     want = detector.detect(image)
     monkeypatch.setattr(cascade_module, "MAX_LEVEL_PIXELS", 20_000)
-    monkeypatch.setattr(cascade_module, "MAX_BATCH", 7)
+    monkeypatch.setattr(cascade_module, "MAX_BATCH", 7)  # the chunk on a GPU
+    monkeypatch.setattr(cascade_module, "CPU_CROPS_PER_CALL", {24: 7, 48: 5})
     got = detector.detect(image)
     np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-3)
     np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+
+
+def test_a_batch_split_into_pnet_calls_gives_the_same_faces(detector, monkeypatch):
+    frames = [group_photo(640, 480, 6, seed) for seed in range(5)]
+    want = [detector.detect(f) for f in frames]
+    # about two 640x480 pyramid levels' images per P-Net call: uneven splits at every level
+    monkeypatch.setattr(cascade_module, "CPU_PNET_PIXELS", 250_000)
+    got = detector.detect(frames)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.boxes, w.boxes, atol=1e-3)
+        np.testing.assert_allclose(g.scores, w.scores, atol=1e-5)
 
 
 def test_the_vectorised_crop_path_gives_the_same_faces(detector, monkeypatch):

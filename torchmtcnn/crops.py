@@ -176,15 +176,14 @@ def _opencv_crops(images: list[Tensor], image_index: Tensor, regions: Tensor, ou
     out = np.empty((k, out_h, out_w, channels), np.float32)
     if k == 0:
         return torch.from_numpy(out)
-    as_float: dict[int, np.ndarray] = {}
+    pixels = {int(n): images[int(n)].numpy() for n in torch.unique(image_index)}
     boxes = regions.round().long().tolist()
     for i, (n, (left, top, right, bottom)) in enumerate(zip(image_index.tolist(), boxes)):
-        img = as_float.get(n)
-        if img is None:
-            img = as_float[n] = images[n].numpy().astype(np.float32)
+        img = pixels[n]
         h, w = img.shape[:2]
+        # float32 like the original's crop buffer; converting each crop, not the whole image
         if left >= 0 and top >= 0 and right <= w and bottom <= h:
-            src = img[top:bottom, left:right]
+            src = img[top:bottom, left:right].astype(np.float32)
         else:  # zero-pad what falls outside the image
             src = np.zeros((bottom - top, right - left, channels), np.float32)
             y0, x0, y1, x1 = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
