@@ -189,5 +189,5 @@ def _opencv_crops(images: list[Tensor], image_index: Tensor, regions: Tensor, ou
             y0, x0, y1, x1 = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
             if y1 > y0 and x1 > x0:
                 src[y0 - top : y1 - top, x0 - left : x1 - left] = img[y0:y1, x0:x1]
-        out[i] = cv2.resize(src, (out_w, out_h), interpolation=cv2.INTER_AREA).reshape(out_h, out_w, channels)
+        cv2.resize(src, (out_w, out_h), dst=out[i], interpolation=cv2.INTER_AREA)
     return torch.from_numpy(out)
