@@ -28,7 +28,7 @@ from .boxes import batched_nms, calibrate, square
 from .crops import crop_resize
 
 STAGES = ("pnet", "rnet", "onet")
-# Crops per network call: bounds memory when an image yields thousands of candidates.
+# Crops per network call on a GPU: bounds memory when images yield thousands of candidates.
 MAX_BATCH = 2048
 # On a CPU, smaller calls whose activations stay in cache are faster than one big call: the
 # crops per R-Net / O-Net call and the pixels per P-Net call over a batch of images
@@ -174,7 +174,8 @@ class Cascade:
         return crop_resize(images, index, regions, size).round().clamp(0, 255).to(torch.uint8)
 
     def _pnet_level(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """P-Net over a level, in horizontal bands when it is large (bounded memory).
+        """P-Net over a level of N images: on a CPU, a few images a call (CPU_PNET_PIXELS);
+        in horizontal bands when the level is large (bounded memory).
 
         Output row j sees input rows [2j, 2j+12); a band starting at an even row keeps the
         rows it sees whole, so the bands' outputs join exactly.
