@@ -22,14 +22,17 @@ def box_area(boxes: Tensor, offset: float = 0.0) -> Tensor:
     return w * h
 
 
-def _overlap(a: Tensor, b: Tensor, mode: str, offset: float) -> Tensor:
-    """Overlap of boxes a: Tensor[..., 4] and b: Tensor[..., 4] that broadcast together."""
+def _overlap(a: Tensor, b: Tensor, mode: str, offset: float,
+             area_a: Tensor | None = None, area_b: Tensor | None = None) -> Tensor:
+    """Overlap of boxes a: Tensor[..., 4] and b: Tensor[..., 4] that broadcast together;
+    their areas (box_area) when already known."""
     if mode not in ("union", "min"):
         raise ValueError(f"overlap mode must be 'union' or 'min', got {mode!r}")
     w = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0]) + offset).clamp_(min=0)
     h = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1]) + offset).clamp_(min=0)
     inter = w.mul_(h)
-    area_a, area_b = box_area(a, offset), box_area(b, offset)
+    area_a = box_area(a, offset) if area_a is None else area_a
+    area_b = box_area(b, offset) if area_b is None else area_b
     denom = area_a + area_b - inter if mode == "union" else torch.minimum(area_a, area_b)
     return inter / denom.clamp(min=torch.finfo(inter.dtype).tiny)
 
@@ -85,27 +88,15 @@ def nms(
     hi = torch.searchsorted(top, (ordered[:, 3] + offset).contiguous(), right=False)
     band = int((hi - lo).max().clamp(min=1))
     rows_per_step = max(1, NMS_BLOCK * NMS_BLOCK // band)
-    if mode not in ("union", "min"):
-        raise ValueError(f"overlap mode must be 'union' or 'min', got {mode!r}")
-    # Sides and areas once per box; each band gathers them (cheaper than gathering boxes).
-    x1, y1, x2, y2 = ordered.T.contiguous()
-    area = box_area(ordered, offset)
-    tiny = torch.finfo(area.dtype).tiny
+    area = box_area(ordered, offset)  # once per box; each band gathers them
     neighbours, overlapping = [], []
     for start in range(0, n, rows_per_step):
         rows = slice(start, start + rows_per_step)
         idx = lo[rows, None] + torch.arange(band, device=device)[None]
         valid = idx < hi[rows, None]
         idx = idx.clamp_(max=n - 1)
-        w = (torch.minimum(x2[rows, None], x2[idx]) - torch.maximum(x1[rows, None], x1[idx]) + offset).clamp_(min=0)
-        h = (torch.minimum(y2[rows, None], y2[idx]) - torch.maximum(y1[rows, None], y1[idx]) + offset).clamp_(min=0)
-        inter = w.mul_(h)
-        other = area[idx]
-        if mode == "union":
-            denom = other.add_(area[rows, None]).sub_(inter)
-        else:
-            denom = torch.minimum(other, area[rows, None])
-        over = inter.div_(denom.clamp_(min=tiny)) > threshold
+        over = _overlap(ordered[rows, None, :], ordered[idx], mode, offset,
+                        area[rows, None], area[idx]) > threshold
         neighbours.append(idx)
         overlapping.append(over & valid)
     neighbour_np = torch.cat(neighbours).cpu().numpy()

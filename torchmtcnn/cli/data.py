@@ -109,7 +109,7 @@ def _records_and_config(args: argparse.Namespace, size: int):
     config = SampleConfig(size=size, seed=args.seed, workers=args.workers,
                           val_fraction=args.val_fraction, ratio=tuple(args.ratio),
                           landmark_jitters_per_face=args.landmark_jitters,
-                          mined_jitters_per_face=getattr(args, "mined_jitters", 0))
+                          mined_jitters_per_face=args.mined_jitters)
     return records, config, read_s
 
 

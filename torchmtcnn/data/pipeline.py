@@ -33,8 +33,8 @@ from tqdm import tqdm
 from .landmark_samples import landmark_samples
 from .records import FaceRecord
 from .samples import (
-    LABEL_NAMES, RATIO_ORDER, SampleConfig, Samples, face_jitter_boxes, label_candidates,
-    pnet_samples, read_rgb,
+    LABEL_NAMES, RATIO_ORDER, SampleConfig, Samples, as_boxes, face_jitter_boxes,
+    label_candidates, pnet_samples, read_rgb,
 )
 from .store import SampleStore, StoreWriter, is_validation
 
@@ -66,11 +66,8 @@ def photo_samples(index: int, image: np.ndarray, record: FaceRecord, config: Sam
     if propose is None:
         main = pnet_samples(image, record, crops_rng, config, photo=index)
     else:
-        boxes = np.asarray(propose(image), np.float64)
-        if config.mined_jitters_per_face > 0:
-            boxes = boxes.reshape(-1, boxes.shape[-1])[:, :4] if boxes.size else np.zeros((0, 4))
-            boxes = np.concatenate([boxes, face_jitter_boxes(record, crops_rng, config,
-                                                             config.mined_jitters_per_face)])
+        boxes = np.concatenate([as_boxes(propose(image)), face_jitter_boxes(
+            record, crops_rng, config, config.mined_jitters_per_face)])
         main = label_candidates(record, boxes, config.size, image, config, photo=index)
     marks = landmark_samples(image, record, landmark_rng, config.size, config, photo=index)
     return Samples.concat([main, marks], config.size)

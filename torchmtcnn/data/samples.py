@@ -342,13 +342,17 @@ def pnet_samples(
                 np.concatenate(all_tg), config.size, photo)
 
 
+def as_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Proposed boxes [K, >=4] (scores may follow), or an empty array of any shape for a photo
+    the cascade proposed nothing for -> float64 [K, 4]."""
+    b = np.asarray(boxes, np.float64)
+    return b.reshape(len(b), -1)[:, :4] if b.size else np.zeros((0, 4))
+
+
 def square_boxes(boxes: np.ndarray) -> np.ndarray:
     """Proposed boxes [K, >=4] -> integer squares [K, 3] (x1, y1, side) around their centres,
     side = round(max(w, h)), as the cascade squares boxes before cutting them."""
-    b = np.asarray(boxes, np.float64)
-    if b.size == 0:  # a photo the cascade proposed nothing for
-        return np.zeros((0, 3), np.int64)
-    b = b.reshape(len(b), -1)[:, :4]
+    b = as_boxes(boxes)
     w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
     side = np.round(np.maximum(w, h))
     x1 = np.round(b[:, 0] + w / 2 - side / 2)
@@ -378,8 +382,6 @@ def label_candidates(
         image = read_rgb(record.image)
         if image is None:
             raise ImageError(f"cannot read image {record.image}")
-    cand = np.asarray(candidate_boxes, np.float64)
-    cand = cand.reshape(-1, cand.shape[-1]) if cand.size else np.zeros((0, 4))
-    squares = square_boxes(cand)
+    squares = square_boxes(candidate_boxes)
     labels, targets = assign_labels(_boxes_of(squares), record, config)
     return _cut(image, squares, labels, targets, size, photo)

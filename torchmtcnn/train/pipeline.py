@@ -177,13 +177,11 @@ class TrainPipeline:
     def sample_config(self, size: int) -> SampleConfig:
         c = self.config
         stage = {12: "pnet", 24: "rnet", 48: "onet"}.get(size, "")
-        config = SampleConfig(size=size, seed=c.seed, workers=c.workers,
-                              val_fraction=c.val_fraction,
-                              landmark_jitters_per_face=c.landmark_jitters,
-                              mined_jitters_per_face=c.mined_jitters.get(stage, 0))
-        if stage in c.ratios:
-            config.ratio = tuple(float(r) for r in c.ratios[stage])  # type: ignore[assignment]
-        return config
+        ratio = {"ratio": tuple(float(r) for r in c.ratios[stage])} if stage in c.ratios else {}
+        return SampleConfig(size=size, seed=c.seed, workers=c.workers,
+                            val_fraction=c.val_fraction,
+                            landmark_jitters_per_face=c.landmark_jitters,
+                            mined_jitters_per_face=c.mined_jitters.get(stage, 0), **ratio)
 
     def train_config(self, stage: str):
         c = self.config
