@@ -1,11 +1,13 @@
 """Batched crop-and-resize against cv2.resize(INTER_AREA) of each zero-padded crop."""
 
+import multiprocessing
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from torchmtcnn.crops import crop_resize, integral_image
+from torchmtcnn.crops import crop_resize, integral_image, opencv_map
 
 
 def reference_crop(img, left, top, right, bottom, size):
@@ -58,3 +60,22 @@ def test_integral_image_exact_in_both_widths():
 def test_empty_batch():
     img = torch.zeros((10, 10, 3), dtype=torch.uint8)
     assert crop_resize([img], torch.zeros(0, dtype=torch.long), torch.zeros((0, 4)), 24).shape == (0, 24, 24, 3)
+
+
+def test_opencv_map_keeps_order_and_runs_in_a_forked_child():
+    torch.set_num_threads(2)
+    image = np.random.default_rng(0).integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    sizes = [(131 - 9 * k, 97 - 7 * k) for k in range(8)]
+    expected = [cv2.resize(image, s, interpolation=cv2.INTER_AREA) for s in sizes]
+    got = opencv_map(lambda s: cv2.resize(image, s, interpolation=cv2.INTER_AREA), sizes)
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+    # A forked child inherits the pool object without its threads; it must not hang.
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        result = pool.apply_async(_sum_of_squares_in_pool, (list(range(50)),))
+        assert result.get(timeout=30) == sum(x * x for x in range(50))
+
+
+def _sum_of_squares_in_pool(items):
+    torch.set_num_threads(2)
+    return sum(opencv_map(lambda x: x * x, items))

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .backends import NetworkBackend
 from .boxes import batched_nms, calibrate, square
-from .crops import crop_resize
+from .crops import crop_resize, opencv_map
 
 STAGES = ("pnet", "rnet", "onet")
 # Crops per network call on a GPU: bounds memory when images yield thousands of candidates.
@@ -138,9 +138,11 @@ class Cascade:
             by_size.setdefault((img.shape[0], img.shape[1]), []).append(i)
         for (h, w), members in by_size.items():
             index = torch.tensor(members, device=self.device)
-            for scale in pyramid_scales(h, w, cfg.min_face_size, cfg.factor):
-                size = (int(math.ceil(h * scale)), int(math.ceil(w * scale)))
-                level = self._resize_level([images[i] for i in members], size)
+            scales = pyramid_scales(h, w, cfg.min_face_size, cfg.factor)
+            group_images = [images[i] for i in members]
+            # All levels first: on a CPU their resizes run side by side (opencv_map).
+            levels = self._pyramid(group_images, [(math.ceil(h * s), math.ceil(w * s)) for s in scales])
+            for scale, level in zip(scales, levels):
                 prob, reg = self._pnet_level(normalise(level))
                 b, yy, xx = (prob >= cfg.thresholds[0]).nonzero(as_tuple=True)
                 if b.numel() == 0:
@@ -162,12 +164,20 @@ class Cascade:
         boxes = square(calibrate(boxes[keep], regs[keep], offset=0.0)).trunc()
         return Candidates(image_index[keep], boxes, scores[keep])
 
-    def _resize_level(self, images: list[Tensor], size: tuple[int, int]) -> Tensor:
-        """Same-size images -> uint8 [N, h, w, 3] resized like cv2 INTER_AREA on uint8."""
-        h, w = size
+    def _pyramid(self, images: list[Tensor], sizes: list[tuple[int, int]]) -> list[Tensor]:
+        """Same-size images -> per (h, w) in sizes, uint8 [N, h, w, 3] resized like cv2
+        INTER_AREA on uint8."""
         if self.device.type == "cpu":
-            return torch.from_numpy(np.stack([
-                cv2.resize(img.numpy(), (w, h), interpolation=cv2.INTER_AREA) for img in images]))
+            arrays = [img.numpy() for img in images]
+            resized = opencv_map(lambda job: cv2.resize(arrays[job[0]], job[1][::-1], interpolation=cv2.INTER_AREA),
+                                 [(i, size) for size in sizes for i in range(len(arrays))])
+            n = len(arrays)
+            return [torch.from_numpy(np.stack(resized[j * n : (j + 1) * n])) for j in range(len(sizes))]
+        return [self._resize_level(images, size) for size in sizes]
+
+    def _resize_level(self, images: list[Tensor], size: tuple[int, int]) -> Tensor:
+        """Same-size images on a GPU -> uint8 [N, h, w, 3] resized like cv2 INTER_AREA."""
+        h, w = size
         full = torch.tensor([[0, 0, images[0].shape[1], images[0].shape[0]]], device=self.device)
         regions = full.expand(len(images), 4)
         index = torch.arange(len(images), device=self.device)
