@@ -57,7 +57,6 @@ def nms(
     threshold: float,
     mode: str = "union",
     offset: float = 0.0,
-    reach: Tensor | None = None,
 ) -> Tensor:
     """Greedy non-maximum suppression.
 
@@ -67,11 +66,10 @@ def nms(
     boxes: Tensor[N, 4], scores: Tensor[N] -> Tensor[K] int64 indices of kept boxes, by
     decreasing score.
 
-    Only boxes whose vertical extents meet can overlap, so after sorting by top edge each
-    box is compared with the band of boxes around it rather than with all N: the cost is
-    N x band, not N x N, and memory stays under NMS_BLOCK**2 elements per step.
-    reach: Tensor[N], optional: how far above its top a box must look for boxes that may
-    overlap it (the tallest box that can meet it; default the tallest of all).
+    Only boxes whose vertical extents meet can overlap. After sorting by top edge, a box
+    need only be compared with the boxes after it whose tops lie above its bottom (of two
+    boxes that meet, the lower top lies within the other): the cost is the number of such
+    pairs, not N x N, computed in steps of at most NMS_BLOCK**2 pairs.
     """
     n = boxes.shape[0]
     device = boxes.device
@@ -79,37 +77,38 @@ def nms(
         return torch.empty(0, dtype=torch.long, device=device)
     by_top = torch.argsort(boxes[:, 1], stable=True)
     ordered = boxes[by_top]
-    top = ordered[:, 1].contiguous()
-    if reach is None:
-        reach = (ordered[:, 3] - ordered[:, 1]).max() + offset
-    else:
-        reach = reach[by_top]
-    lo = torch.searchsorted(top, (top - reach - offset).contiguous(), right=True)
-    hi = torch.searchsorted(top, (ordered[:, 3] + offset).contiguous(), right=False)
-    band = int((hi - lo).max().clamp(min=1))
-    rows_per_step = max(1, NMS_BLOCK * NMS_BLOCK // band)
-    area = box_area(ordered, offset)  # once per box; each band gathers them
-    neighbours, overlapping = [], []
-    for start in range(0, n, rows_per_step):
-        rows = slice(start, start + rows_per_step)
-        idx = lo[rows, None] + torch.arange(band, device=device)[None]
-        valid = idx < hi[rows, None]
-        idx = idx.clamp_(max=n - 1)
-        over = _overlap(ordered[rows, None, :], ordered[idx], mode, offset,
-                        area[rows, None], area[idx]) > threshold
-        neighbours.append(idx)
-        overlapping.append(over & valid)
-    neighbour_np = torch.cat(neighbours).cpu().numpy()
-    overlap_np = torch.cat(overlapping).cpu().numpy()
+    area = box_area(ordered, offset)  # once per box; each pair gathers them
+    # Box i meets the boxes i+1 .. reach[i]-1 (top < its bottom + offset; else no overlap).
+    reach = torch.searchsorted(ordered[:, 1].contiguous(), (ordered[:, 3] + offset).contiguous())
+    position = torch.arange(n, device=device)
+    count = (reach - position - 1).clamp_(min=0)
+    ends = count.cumsum(0)
+    first_edges, second_edges = [], []
+    step = NMS_BLOCK * NMS_BLOCK
+    start_box = 0
+    while start_box < n:
+        done = int(ends[start_box - 1]) if start_box else 0
+        stop_box = max(start_box + 1, int(torch.searchsorted(ends, done + step, right=True)))
+        pairs = int(ends[stop_box - 1]) - done
+        if pairs:
+            i = torch.repeat_interleave(position[start_box:stop_box], count[start_box:stop_box])
+            j = torch.arange(done, done + pairs, device=device) - (ends[i] - count[i]) + i + 1
+            over = _overlap(ordered[i], ordered[j], mode, offset, area[i], area[j]) > threshold
+            first_edges.append(i[over])
+            second_edges.append(j[over])
+        start_box = stop_box
     # Rank by score with ties to the lower original index, in top-sorted positions.
     by_score = torch.argsort(scores, descending=True, stable=True)
-    rank = torch.empty_like(by_score)
-    rank[by_score] = torch.arange(n, device=device)
-    visit = torch.argsort(rank[by_top]).tolist()
-    # Who each box would suppress, as one flat list with row starts (most rows are empty).
-    rows, cols = np.nonzero(overlap_np)
-    targets = neighbour_np[rows, cols].tolist()
-    starts = np.searchsorted(rows, np.arange(n + 1)).tolist()
+    top_position = torch.empty_like(by_top)
+    top_position[by_top] = position
+    visit = top_position[by_score].tolist()
+    # Who each box would suppress, both ways, as one flat list with row starts.
+    first = torch.cat(first_edges).cpu().numpy() if first_edges else np.zeros(0, np.int64)
+    second = torch.cat(second_edges).cpu().numpy() if second_edges else np.zeros(0, np.int64)
+    rows = np.concatenate([first, second])
+    by_row = np.argsort(rows, kind="stable")
+    targets = np.concatenate([second, first])[by_row].tolist()
+    starts = np.searchsorted(rows[by_row], np.arange(n + 1)).tolist()
     # The greedy walk is inherently sequential; plain Python lists keep it to well under a
     # microsecond per box (numpy indexing per box cost several).
     removed = bytearray(n)
@@ -138,13 +137,7 @@ def batched_nms(
     if boxes.shape[0] == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     span = (boxes.max() - boxes.min()).item() + 2 * abs(offset) + 2
-    shift = (groups.to(boxes.dtype) * span)[:, None]
-    # Each box need only look as far up as the tallest box of its own group.
-    heights = boxes[:, 3] - boxes[:, 1] + offset
-    _, group_index = torch.unique(groups, return_inverse=True)
-    tallest = torch.zeros(int(group_index.max()) + 1, dtype=heights.dtype, device=boxes.device)
-    tallest = tallest.scatter_reduce(0, group_index, heights, reduce="amax", include_self=False)
-    return nms(boxes + shift, scores, threshold, mode, offset, reach=tallest[group_index])
+    return nms(boxes + (groups.to(boxes.dtype) * span)[:, None], scores, threshold, mode, offset)
 
 
 def calibrate(boxes: Tensor, regression: Tensor, offset: float = 1.0) -> Tensor:
