@@ -177,3 +177,19 @@ def test_to_dicts_names_the_keypoints(detector, astronaut):
     d = detector.detect(astronaut).to_dicts()
     assert list(d[0]["keypoints"]) == ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
     assert len(d[0]["box"]) == 4 and 0.99 < d[0]["score"] <= 1
+
+
+def test_widened_first_pnet_layer_gives_the_same_outputs():
+    from torchmtcnn.backends import FusedHeads, widen_first_layer
+    from torchmtcnn.nets import PNet
+
+    torch.manual_seed(0)
+    net = PNet().eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    fused = FusedHeads(net, ("cls", "box")).eval()
+    wide = widen_first_layer(fused.body)
+    assert wide[0].out_channels == 16 and wide[3].in_channels == 16
+    x = torch.randn(2, 3, 61, 75)
+    with torch.no_grad():
+        assert torch.allclose(wide(x), fused.body(x), atol=1e-5)
