@@ -101,7 +101,9 @@ def test_iter_detect_goes_on_past_bad_inputs(detector, astronaut, tmp_path):
 
 def test_large_levels_in_bands_and_many_crops_in_chunks_give_the_same_faces(detector, monkeypatch):
     image = group_photo(1280, 720, 16, seed=3)
+    monkeypatch.setattr(cascade_module, "CPU_PNET_PIXELS", 10**9)  # every level in one call
     want = detector.detect(image)
+    monkeypatch.setattr(cascade_module, "CPU_PNET_PIXELS", 20_000)  # the band on a CPU
     monkeypatch.setattr(cascade_module, "MAX_LEVEL_PIXELS", 20_000)
     monkeypatch.setattr(cascade_module, "MAX_BATCH", 7)  # the chunk on a GPU
     monkeypatch.setattr(cascade_module, "CPU_CROPS_PER_CALL", {24: 7, 48: 5})

@@ -6,12 +6,47 @@ regressions and (O-Net) landmarks as torch tensors on the cascade's device.
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import os
+import platform
 from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
 from .nets import face_probability
+
+log = logging.getLogger(__name__)
+
+# glibc malloc options (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_malloc_tuned = False
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep the networks' freed activations for the next call.
+
+    By default glibc hands large freed blocks back to the OS (blocks over a moving mmap
+    threshold, and the top of the heap past a trim threshold), so each network call faults
+    every page of its activations back in: measured on 2 cores, 6,700 page faults and 12 ms
+    of kernel time per 640x480 detection, R-Net and O-Net twice as slow as their layers
+    alone. Blocks up to 32 MiB now come from the heap, and up to 256 MiB of freed heap
+    stays with the process. It is process-wide, so it is done once, only on Linux with
+    glibc, and not at all when TORCHMTCNN_KEEP_FREED_MEMORY=0. Returns whether it applied.
+    """
+    global _malloc_tuned
+    if _malloc_tuned:
+        return True
+    if os.environ.get("TORCHMTCNN_KEEP_FREED_MEMORY", "1") == "0" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    _malloc_tuned = bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 256 << 20))
+    log.debug("malloc keeps freed memory for the networks: %s", _malloc_tuned)
+    return _malloc_tuned
 
 
 class NetworkBackend(Protocol):
@@ -88,6 +123,8 @@ class TorchBackend:
 
     def __init__(self, nets: dict[str, nn.Module], device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         heads = {"pnet": ("cls", "box"), "rnet": ("cls", "box"), "onet": ("cls", "box", "landmarks")}
         self.nets = {}
         for name, net in nets.items():

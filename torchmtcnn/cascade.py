@@ -31,11 +31,13 @@ STAGES = ("pnet", "rnet", "onet")
 # Crops per network call on a GPU: bounds memory when images yield thousands of candidates.
 MAX_BATCH = 2048
 # On a CPU, smaller calls whose activations stay in cache are faster than one big call: the
-# crops per R-Net / O-Net call and the pixels per P-Net call over a batch of images
-# (measured on 32 frames of 640x480, see the README's speed section).
+# crops per R-Net / O-Net call and the pixels per P-Net call, over a batch of images or in
+# bands of one large level (measured on 32 frames of 640x480, and on the 648x1152 first
+# level of a 1080p photo: 47 ms in one call, 20-23 ms in bands of 150k-500k pixels, whose
+# activations stay under the 32 MiB that malloc keeps, see backends.keep_freed_memory).
 CPU_CROPS_PER_CALL = {24: 256, 48: 64}
 CPU_PNET_PIXELS = 300_000
-# Pyramid levels larger than this many pixels go through P-Net in horizontal bands.
+# Elsewhere (GPU), pyramid levels larger than this many pixels go through P-Net in bands.
 MAX_LEVEL_PIXELS = 4_000_000
 
 
@@ -185,17 +187,19 @@ class Cascade:
 
     def _pnet_level(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """P-Net over a level of N images: on a CPU, a few images a call (CPU_PNET_PIXELS);
-        in horizontal bands when the level is large (bounded memory).
+        in horizontal bands when the level is large (CPU_PNET_PIXELS on a CPU, for speed;
+        MAX_LEVEL_PIXELS elsewhere, for bounded memory).
 
         Output row j sees input rows [2j, 2j+12); a band starting at an even row keeps the
         rows it sees whole, so the bands' outputs join exactly.
         """
         n, _, h, w = x.shape
-        per_call = max(1, CPU_PNET_PIXELS // (h * w)) if x.device.type == "cpu" else n
+        budget = CPU_PNET_PIXELS if x.device.type == "cpu" else MAX_LEVEL_PIXELS
+        per_call = max(1, budget // (h * w)) if x.device.type == "cpu" else n
         if n > per_call:
             parts = [self._pnet_level(x[i : i + per_call]) for i in range(0, n, per_call)]
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        rows = max(24, (MAX_LEVEL_PIXELS // max(1, n * w)) // 2 * 2)
+        rows = max(24, (budget // max(1, n * w)) // 2 * 2)
         if h <= rows:
             return self.backend.pnet(x)
         probs, regs = [], []
