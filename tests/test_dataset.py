@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from torchmtcnn.data.dataset import Augment, SampleDataset, flip_targets, normalize
+from torchmtcnn.data.dataset import Augment, SampleDataset, flip_targets, low_resolution, normalize
 from torchmtcnn.data.samples import Samples
 from torchmtcnn.data.store import StoreWriter
 
@@ -93,6 +93,29 @@ def test_colour_jitter_stays_in_range_and_varies(store):
     assert images.min() >= lo - 1e-6 and images.max() <= hi + 1e-6
     assert (images[0] - images[1]).abs().max() > 0.01
     assert (images.mean(0) - SampleDataset(store)[0]["image"]).abs().mean() < 0.2
+
+
+def test_low_resolution_blurs_the_crop_and_keeps_the_targets(store):
+    # a checkerboard shrunk to 8 px and enlarged back to 24 loses its 1-pixel detail
+    board = (np.indices((S, S)).sum(0) % 2 * 255).astype(np.float32)[..., None].repeat(3, 2)
+    blurred = low_resolution(board, 8)
+    assert blurred.shape == board.shape and np.abs(blurred - 127.5).max() < 20
+    assert np.array_equal(low_resolution(board, S), board)
+    torch.manual_seed(0)
+    plain = SampleDataset(store)
+    low = SampleDataset(store, Augment(flip_prob=0, brightness=0, contrast=0, saturation=0,
+                                       lowres_prob=1.0, lowres_min=0.3))
+    changed = 0
+    for i in range(6):
+        a, b = plain[i], low[i]
+        torch.testing.assert_close(b["box"], a["box"])
+        torch.testing.assert_close(b["landmarks"], a["landmarks"])
+        assert int(b["label"]) == int(a["label"])
+        # the noisy crops lose contrast when their detail goes
+        changed += bool(b["image"].std() < a["image"].std() - 0.01)
+    assert changed >= 4
+    with pytest.raises(ValueError, match="lowres_prob"):
+        Augment(lowres_prob=1.5)
 
 
 def test_dataloader_with_workers(store):

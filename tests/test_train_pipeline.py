@@ -130,7 +130,7 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
             "--landmark-jitters", "4", "--epochs", "1", "1", "1", "--batch-size", "64",
             "--optimizer", "adam", "--lr", "0.005", "--schedule", "constant",
             "--device", "cpu", "--threads", "1", "--no-progress",
-            "--mined-jitters", "0", "2", "--ratio", "onet", "1", "1", "1", "2"]
+            "--mined-jitters", "0", "2", "--ratio", "onet", "1", "1", "1", "2", "--lowres", "0.25"]
     assert main(argv) == 0
     state = json.loads((run / "state.json").read_text())
     assert list(state["done"]) == list(STEPS)
@@ -149,6 +149,7 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
     assert meta["name"] == "torchmtcnn-run" and meta["version"]
     recipe = json.loads(meta["recipe"])
     assert recipe["holdout"]["fraction"] == 0.25 and recipe["stages"]["onet"]["epochs"] == 1
+    assert recipe["stages"]["onet"]["lowres"] == 0.25
     assert recipe["samples"] == {"landmark_jitters": 4, "mined_jitters": {"rnet": 0, "onet": 2},
                                  "ratios": {"onet": [1.0, 1.0, 1.0, 2.0]}}
     from torchmtcnn import MTCNN

@@ -35,6 +35,9 @@ def _add_train_options(parser: argparse.ArgumentParser, per_stage_epochs: bool) 
                    help="learning-rate schedule (step: x0.1 after epochs 6, 14, 20)")
     g.add_argument("--milestones", type=int, nargs="*", default=None,
                    help="epochs after which the step schedule multiplies the lr by gamma")
+    g.add_argument("--lowres", type=float, default=None, metavar="P",
+                   help="share of samples whose crop is replaced by a low-resolution copy, as "
+                        "small faces look (default 0)")
     g.add_argument("--seed", type=int, default=None, help="(0)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: a GPU if any)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -48,7 +51,7 @@ def _add_train_options(parser: argparse.ArgumentParser, per_stage_epochs: bool) 
 def _train_changes(args: argparse.Namespace) -> dict:
     changes = {
         "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
-        "schedule": args.schedule, "seed": args.seed, "device": args.device,
+        "schedule": args.schedule, "seed": args.seed, "lowres": args.lowres, "device": args.device,
         "threads": args.threads, "workers": args.loader_workers, "max_steps": args.max_steps,
         "milestones": tuple(args.milestones) if args.milestones is not None else None,
     }

@@ -10,7 +10,9 @@ Each item is a dict (the default collate stacks it into a batch):
 Augmentations (``Augment``): a horizontal flip with probability flip_prob, which mirrors the
 image, the box targets ((dx1, dy1, dx2, dy2) -> (-dx2, dy1, -dx1, dy2)) and the points (x ->
 1 - x, left / right eye and mouth corners swapped); colour jitter: brightness, contrast and
-saturation each scaled by a factor uniform in [1 - a, 1 + a].
+saturation each scaled by a factor uniform in [1 - a, 1 + a]; with probability lowres_prob, a
+low-resolution copy: the crop shrunk to a side uniform in [lowres_min * S, S] and enlarged
+back, as a small face looks once the cascade has enlarged its crop to S (the labels hold).
 
 Randomness: a numpy Generator seeded from ``seed`` and torch's per-worker seed
 (torch.initial_seed(), which the DataLoader sets differently in each worker and epoch); set
@@ -24,6 +26,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -43,6 +46,23 @@ class Augment:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
+    lowres_prob: float = 0.0
+    lowres_min: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.lowres_prob <= 1 and 0 < self.lowres_min <= 1):
+            raise ValueError(f"lowres_prob must be in [0, 1] and lowres_min in (0, 1], got "
+                             f"{self.lowres_prob!r} and {self.lowres_min!r}")
+
+
+def low_resolution(image: np.ndarray, side: int) -> np.ndarray:
+    """float32 [S, S, 3] -> the same crop shrunk to side x side (INTER_AREA) and enlarged
+    back to S x S (bilinear)."""
+    size = image.shape[0]
+    if side >= size:
+        return image
+    small = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def normalize(images: np.ndarray) -> torch.Tensor:
@@ -133,6 +153,9 @@ class SampleDataset(Dataset):
                 # unused targets stay zero
                 box = flipped_box if label in (1, -1) else box
                 marks = flipped_marks if label == -2 else marks
+            if aug.lowres_prob > 0 and rng.random() < aug.lowres_prob:
+                side = int(round(image.shape[0] * rng.uniform(aug.lowres_min, 1.0)))
+                image = low_resolution(np.ascontiguousarray(image), max(side, 2))
             image = color_jitter(image, rng, aug)
         return {
             "image": normalize(image),

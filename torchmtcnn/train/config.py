@@ -39,6 +39,8 @@ class TrainConfig:
             so that a resumed run draws what an uninterrupted one would).
         workers: DataLoader worker processes (spawned); 0 loads in the training process.
         augment: flip and colour jitter of the training samples.
+        lowres: share of training samples whose crop is replaced by a low-resolution copy
+            (shrunk to 30-100 % of its side and enlarged back, as a small face looks), 0 for none.
         device: "cpu", "cuda"... or None for a GPU when there is one (AMP on a GPU).
         threads: torch CPU threads (None: torch's default).
         max_steps: stop an epoch after this many steps (tests, smoke runs); None for all.
@@ -59,6 +61,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     augment: bool = True
+    lowres: float = 0.0
     device: str | None = None
     threads: int | None = None
     max_steps: int | None = None
@@ -70,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.schedule not in ("step", "cosine", "constant"):
             raise ValueError(f"schedule must be step, cosine or constant, got {self.schedule!r}")
+        if not 0 <= self.lowres <= 1:
+            raise ValueError(f"lowres must be a share in [0, 1], got {self.lowres!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
         if isinstance(self.loss, dict):
