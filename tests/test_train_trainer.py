@@ -158,3 +158,15 @@ def test_cli_train_stage(tmp_path, capsys):
     # --resume of a finished run trains nothing more and keeps the weights
     assert main(argv + ["--resume"]) == 0
     assert len(list((tmp_path / "run" / "checkpoints").glob("*.pt"))) == 1
+
+
+def test_resume_with_more_epochs_follows_the_longer_schedule(tmp_path):
+    store = make_store(tmp_path / "store", n_train=32, n_val=16)
+    Trainer(_config(epochs=2, schedule="cosine", lr=0.01), store, tmp_path / "run", progress=False).fit()
+    longer = Trainer(_config(epochs=4, schedule="cosine", lr=0.01), store, tmp_path / "run", resume=True,
+                     progress=False)
+    assert longer.start_epoch == 2
+    # epoch 3 of a 4-epoch cosine: 0.01 * (1 + cos(pi / 2)) / 2, not the 2-epoch run's final 0
+    assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+    longer.fit()
+    assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)

@@ -244,6 +244,11 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        # The next epoch's lr from this run's schedule: a resume that asks for more epochs
+        # (a longer cosine) must not go on at the old schedule's last lr (0 for cosine).
+        factor = _lr_factor(self.config)(int(state["epoch"]))
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * factor
         self.scaler.load_state_dict(state["scaler"])
         set_rng_states(state["rng"])
         self.start_epoch = int(state["epoch"])
