@@ -104,6 +104,7 @@ def test_large_levels_in_bands_and_many_crops_in_chunks_give_the_same_faces(dete
     monkeypatch.setattr(cascade_module, "CPU_PNET_PIXELS", 10**9)  # every level in one call
     want = detector.detect(image)
     monkeypatch.setattr(cascade_module, "CPU_PNET_PIXELS", 20_000)  # the band on a CPU
+    monkeypatch.setattr(cascade_module, "PYRAMID_BYTES", 1)  # pyramid levels one at a time
     monkeypatch.setattr(cascade_module, "MAX_LEVEL_PIXELS", 20_000)
     monkeypatch.setattr(cascade_module, "MAX_BATCH", 7)  # the chunk on a GPU
     monkeypatch.setattr(cascade_module, "CPU_CROPS_PER_CALL", {24: 7, 48: 5})

@@ -16,6 +16,7 @@ integer truncations land where the original's do.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -37,6 +38,8 @@ MAX_BATCH = 2048
 # activations stay under the 32 MiB that malloc keeps, see backends.keep_freed_memory).
 CPU_CROPS_PER_CALL = {24: 256, 48: 64}
 CPU_PNET_PIXELS = 300_000
+# On a CPU, pyramid levels are resized a few at a time, at most this many bytes alive at once.
+PYRAMID_BYTES = 64 << 20
 # Elsewhere (GPU), pyramid levels larger than this many pixels go through P-Net in bands.
 MAX_LEVEL_PIXELS = 4_000_000
 
@@ -142,7 +145,7 @@ class Cascade:
             index = torch.tensor(members, device=self.device)
             scales = pyramid_scales(h, w, cfg.min_face_size, cfg.factor)
             group_images = [images[i] for i in members]
-            # All levels first: on a CPU their resizes run side by side (opencv_map).
+            # Levels come a few at a time: on a CPU their resizes run side by side.
             levels = self._pyramid(group_images, [(math.ceil(h * s), math.ceil(w * s)) for s in scales])
             for scale, level in zip(scales, levels):
                 prob, reg = self._pnet_level(normalise(level))
@@ -166,16 +169,30 @@ class Cascade:
         boxes = square(calibrate(boxes[keep], regs[keep], offset=0.0)).trunc()
         return Candidates(image_index[keep], boxes, scores[keep])
 
-    def _pyramid(self, images: list[Tensor], sizes: list[tuple[int, int]]) -> list[Tensor]:
+    def _pyramid(self, images: list[Tensor], sizes: list[tuple[int, int]]) -> Iterator[Tensor]:
         """Same-size images -> per (h, w) in sizes, uint8 [N, h, w, 3] resized like cv2
-        INTER_AREA on uint8."""
-        if self.device.type == "cpu":
-            arrays = [img.numpy() for img in images]
+        INTER_AREA on uint8, in order.
+
+        On a CPU the levels are resized side by side (opencv_map), a few at a time so that
+        the levels alive at once stay under PYRAMID_BYTES (huge images go level by level).
+        """
+        if self.device.type != "cpu":
+            yield from (self._resize_level(images, size) for size in sizes)
+            return
+        arrays = [img.numpy() for img in images]
+        n, channels = len(arrays), arrays[0].shape[2]
+        group: list[tuple[int, int]] = []
+        for k, size in enumerate(sizes):
+            group.append(size)
+            next_bytes = n * channels * sizes[k + 1][0] * sizes[k + 1][1] if k + 1 < len(sizes) else None
+            group_bytes = sum(n * channels * h * w for h, w in group)
+            if next_bytes is not None and group_bytes + next_bytes <= PYRAMID_BYTES:
+                continue
             resized = opencv_map(lambda job: cv2.resize(arrays[job[0]], job[1][::-1], interpolation=cv2.INTER_AREA),
-                                 [(i, size) for size in sizes for i in range(len(arrays))])
-            n = len(arrays)
-            return [torch.from_numpy(np.stack(resized[j * n : (j + 1) * n])) for j in range(len(sizes))]
-        return [self._resize_level(images, size) for size in sizes]
+                                 [(i, hw) for hw in group for i in range(n)])
+            for j in range(len(group)):
+                yield torch.from_numpy(np.stack(resized[j * n : (j + 1) * n]))
+            group = []
 
     def _resize_level(self, images: list[Tensor], size: tuple[int, int]) -> Tensor:
         """Same-size images on a GPU -> uint8 [N, h, w, 3] resized like cv2 INTER_AREA."""
