@@ -180,19 +180,20 @@ class Cascade:
             yield from (self._resize_level(images, size) for size in sizes)
             return
         arrays = [img.numpy() for img in images]
-        n, channels = len(arrays), arrays[0].shape[2]
+        n = len(arrays)
+        level_bytes = [n * arrays[0].shape[2] * h * w for h, w in sizes]
         group: list[tuple[int, int]] = []
+        group_bytes = 0
         for k, size in enumerate(sizes):
             group.append(size)
-            next_bytes = n * channels * sizes[k + 1][0] * sizes[k + 1][1] if k + 1 < len(sizes) else None
-            group_bytes = sum(n * channels * h * w for h, w in group)
-            if next_bytes is not None and group_bytes + next_bytes <= PYRAMID_BYTES:
+            group_bytes += level_bytes[k]
+            if k + 1 < len(sizes) and group_bytes + level_bytes[k + 1] <= PYRAMID_BYTES:
                 continue
             resized = opencv_map(lambda job: cv2.resize(arrays[job[0]], job[1][::-1], interpolation=cv2.INTER_AREA),
                                  [(i, hw) for hw in group for i in range(n)])
             for j in range(len(group)):
                 yield torch.from_numpy(np.stack(resized[j * n : (j + 1) * n]))
-            group = []
+            group, group_bytes = [], 0
 
     def _resize_level(self, images: list[Tensor], size: tuple[int, int]) -> Tensor:
         """Same-size images on a GPU -> uint8 [N, h, w, 3] resized like cv2 INTER_AREA."""

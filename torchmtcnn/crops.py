@@ -42,6 +42,7 @@ from torch import Tensor
 T = TypeVar("T")
 R = TypeVar("R")
 _pool: ThreadPoolExecutor | None = None
+_pool_workers = 0
 _pool_pid = 0  # a forked child inherits the pool object but not its threads: it makes its own
 _pool_lock = threading.Lock()
 
@@ -49,14 +50,14 @@ _pool_lock = threading.Lock()
 def opencv_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """[fn(x) for x in items], spread over torch.get_num_threads() threads when that is more
     than one: for calls that spend their time in OpenCV with the GIL released."""
-    global _pool, _pool_pid
+    global _pool, _pool_workers, _pool_pid
     workers = min(torch.get_num_threads(), len(items))
     if workers <= 1:
         return [fn(x) for x in items]
     with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < workers:
+        if _pool is None or _pool_pid != os.getpid() or _pool_workers < workers:
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="torchmtcnn-opencv")
-            _pool_pid = os.getpid()
+            _pool_workers, _pool_pid = workers, os.getpid()
         pool = _pool
     return list(pool.map(fn, items))
 
