@@ -196,3 +196,32 @@ def test_widened_first_pnet_layer_gives_the_same_outputs():
     x = torch.randn(2, 3, 61, 75)
     with torch.no_grad():
         assert torch.allclose(wide(x), fused.body(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["pnet", "rnet", "onet"])
+def test_folded_normalisation_takes_pixels_and_gives_the_same_outputs(name):
+    from torchmtcnn.backends import fold_input_normalisation
+    from torchmtcnn.nets import NETS, INPUT_SIZE
+
+    torch.manual_seed(0)
+    net = NETS[name]().eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    folded = fold_input_normalisation(net.body)
+    assert folded[1] is net.body[1]  # later layers shared, the original's first layer untouched
+    size = INPUT_SIZE[name] + (13 if name == "pnet" else 0)
+    pixels = torch.randint(0, 256, (4, 3, size, size)).float()
+    with torch.no_grad():
+        expected = net.body((pixels - 127.5) / 128)
+        got = folded(pixels)
+    # float rounding only: activations reach ~1e3 with these random weights
+    assert (got - expected).abs().max() < 1e-5 * expected.abs().max()
+    assert not torch.allclose(net.body(pixels), expected, atol=1e-2)  # the folding is what matters
+
+
+def test_folding_normalisation_refuses_a_padded_first_convolution():
+    from torchmtcnn.backends import fold_input_normalisation
+
+    body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
+    with pytest.raises(ValueError, match="unpadded Conv2d"):
+        fold_input_normalisation(body)

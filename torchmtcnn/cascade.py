@@ -99,12 +99,11 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float)
     return scales
 
 
-def normalise(pixels: Tensor) -> Tensor:
-    """uint8 or 0..255 float [N, H, W, 3] -> float32 [N, 3, H, W] channels-last, (x-127.5)/128.
+def network_input(pixels: Tensor) -> Tensor:
+    """uint8 or float32 [N, H, W, 3] -> float32 [N, 3, H, W] pixels, channels-last in memory.
 
-    A float32 input is normalised in place (the crops are made for this alone)."""
-    x = pixels if pixels.dtype == torch.float32 else pixels.to(torch.float32)
-    return x.sub_(127.5).mul_(0.0078125).permute(0, 3, 1, 2)
+    Not normalised: the backend does that (the torch one inside its first convolution)."""
+    return (pixels if pixels.dtype == torch.float32 else pixels.to(torch.float32)).permute(0, 3, 1, 2)
 
 
 class Cascade:
@@ -148,7 +147,7 @@ class Cascade:
             # Levels come a few at a time: on a CPU their resizes run side by side.
             levels = self._pyramid(group_images, [(math.ceil(h * s), math.ceil(w * s)) for s in scales])
             for scale, level in zip(scales, levels):
-                prob, reg = self._pnet_level(normalise(level))
+                prob, reg = self._pnet_level(network_input(level))
                 b, yy, xx = (prob >= cfg.thresholds[0]).nonzero(as_tuple=True)
                 if b.numel() == 0:
                     continue
@@ -240,7 +239,7 @@ class Cascade:
         # The original cuts pixels x1-1 .. x2-1 (1-based indices of MATLAB descent).
         regions = torch.stack([c.boxes[:, 0] - 1, c.boxes[:, 1] - 1, c.boxes[:, 2], c.boxes[:, 3]], 1)
         chunk = CPU_CROPS_PER_CALL[size] if self.device.type == "cpu" else MAX_BATCH
-        outs = [net(normalise(crop_resize(images, c.image_index[i : i + chunk], regions[i : i + chunk], size)))
+        outs = [net(network_input(crop_resize(images, c.image_index[i : i + chunk], regions[i : i + chunk], size)))
                 for i in range(0, len(c), chunk)]
         return outs[0] if len(outs) == 1 else tuple(torch.cat(o) for o in zip(*outs))
 

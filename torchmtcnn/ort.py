@@ -167,24 +167,28 @@ class OnnxRuntimeBackend:
         return cls.from_models(paths, device, threads, optimization, providers)
 
     def _run(self, name: str, x: Tensor) -> list[Tensor]:
-        arr = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        """x: pixels in 0..255; the exported graphs take them normalised."""
+        pixels = x.detach().to("cpu", torch.float32).numpy()
+        arr = np.empty(pixels.shape, np.float32)  # C-contiguous whatever the input's strides
+        np.subtract(pixels, 127.5, out=arr)
+        arr *= 0.0078125
         outs = self.sessions[name].run(self._outputs[name], {self._input[name]: arr})
         return [torch.from_numpy(o).to(self.device) for o in outs]
 
     def pnet(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x: [N, 3, H, W] -> (probability [N, h, w], regression [N, 4, h, w])."""
+        """x: pixels [N, 3, H, W] -> (probability [N, h, w], regression [N, 4, h, w])."""
         prob, box = self._run("pnet", x)
         return prob, box
 
     def rnet(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x: [K, 3, 24, 24] -> (probability [K], regression [K, 4])."""
+        """x: pixels [K, 3, 24, 24] -> (probability [K], regression [K, 4])."""
         if x.shape[0] == 0:
             return x.new_zeros(0), x.new_zeros(0, 4)
         prob, box = self._run("rnet", x)
         return prob, box
 
     def onet(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """x: [K, 3, 48, 48] -> (probability [K], regression [K, 4], landmarks [K, 10])."""
+        """x: pixels [K, 3, 48, 48] -> (probability [K], regression [K, 4], landmarks [K, 10])."""
         if x.shape[0] == 0:
             return x.new_zeros(0), x.new_zeros(0, 4), x.new_zeros(0, 10)
         prob, box, points = self._run("onet", x)
