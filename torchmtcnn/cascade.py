@@ -134,8 +134,10 @@ class Cascade:
 
     def propose(self, images: list[Tensor]) -> Candidates:
         cfg = self.config
-        parts: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = []
-        group = 0
+        # Per level only the windows above threshold are gathered; their boxes are computed
+        # once for all levels (fewer small tensor operations: ~0.5 ms of a 640x480 photo).
+        found: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]] = []
+        level_scales: list[float] = []
         # Images of one size share their pyramid levels: one P-Net call per level.
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(images):
@@ -151,17 +153,18 @@ class Cascade:
                 b, yy, xx = (prob >= cfg.thresholds[0]).nonzero(as_tuple=True)
                 if b.numel() == 0:
                     continue
-                x, y = xx.double(), yy.double()
-                boxes = torch.stack([(2 * x + 1) / scale, (2 * y + 1) / scale,
-                                     (2 * x + 12) / scale, (2 * y + 12) / scale], 1).trunc()
-                # NMS groups: one per (pyramid level, image).
-                parts.append((index[b], boxes, prob[b, yy, xx].double(),
-                              reg[b, :, yy, xx].double(), group * len(images) + index[b]))
-                group += 1
-        if not parts:
+                found.append((index[b], yy, xx, prob[b, yy, xx], reg[b, :, yy, xx], torch.full_like(b, len(level_scales))))
+                level_scales.append(scale)
+        if not found:
             return self._empty()
-        image_index, boxes, scores, regs, groups = (torch.cat(p) for p in zip(*parts))
-        keep = batched_nms(boxes, scores, groups, cfg.nms_level, offset=1.0)
+        image_index, yy, xx, scores, regs, level = (torch.cat(p) for p in zip(*found))
+        scale = torch.tensor(level_scales, dtype=torch.float64, device=self.device)[level]
+        x, y = xx.double(), yy.double()
+        boxes = torch.stack([(2 * x + 1) / scale, (2 * y + 1) / scale,
+                             (2 * x + 12) / scale, (2 * y + 12) / scale], 1).trunc()
+        scores, regs = scores.double(), regs.double()
+        # NMS groups: one per (pyramid level, image).
+        keep = batched_nms(boxes, scores, level * len(images) + image_index, cfg.nms_level, offset=1.0)
         image_index, boxes, scores, regs = image_index[keep], boxes[keep], scores[keep], regs[keep]
         keep = batched_nms(boxes, scores, image_index, cfg.nms_image, offset=1.0)
         # The original calibrates P-Net boxes with width x2 - x1 here (no "+1").
@@ -191,7 +194,8 @@ class Cascade:
             resized = opencv_map(lambda job: cv2.resize(arrays[job[0]], job[1][::-1], interpolation=cv2.INTER_AREA),
                                  [(i, hw) for hw in group for i in range(n)])
             for j in range(len(group)):
-                yield torch.from_numpy(np.stack(resized[j * n : (j + 1) * n]))
+                level = resized[j * n : (j + 1) * n]
+                yield torch.from_numpy(level[0][None] if n == 1 else np.stack(level))
             group, group_bytes = [], 0
 
     def _resize_level(self, images: list[Tensor], size: tuple[int, int]) -> Tensor:
