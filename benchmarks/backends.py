@@ -37,7 +37,7 @@ from torchmtcnn.assets import group_photo
 from torchmtcnn.backends import TorchBackend
 from torchmtcnn.cascade import Cascade
 from torchmtcnn.export import export_nets, load_weights
-from torchmtcnn.ort import OnnxRuntimeBackend
+from torchmtcnn.ort import OnnxRuntimeBackend, graph_input
 
 SUN = "/work/shared/data/sun2013/trainImageList.txt"
 MTFL = "/work/shared/data/mtfl/new_testing.txt"
@@ -46,22 +46,23 @@ HELD_OUT = 300
 
 
 class Recorder:
-    """A backend that keeps copies of the inputs it is given (calibration data)."""
+    """A backend that keeps copies of the inputs it is given, as the exported graphs take
+    them (calibration data)."""
 
     def __init__(self, inner: TorchBackend) -> None:
         self.inner, self.device = inner, inner.device
         self.inputs: dict[str, list[np.ndarray]] = {"pnet": [], "rnet": [], "onet": []}
 
     def pnet(self, x):
-        self.inputs["pnet"].append(np.ascontiguousarray(x.numpy()))
+        self.inputs["pnet"].append(graph_input(x.numpy()))
         return self.inner.pnet(x)
 
     def rnet(self, x):
-        self.inputs["rnet"].append(np.ascontiguousarray(x.numpy()))
+        self.inputs["rnet"].append(graph_input(x.numpy()))
         return self.inner.rnet(x)
 
     def onet(self, x):
-        self.inputs["onet"].append(np.ascontiguousarray(x.numpy()))
+        self.inputs["onet"].append(graph_input(x.numpy()))
         return self.inner.onet(x)
 
 

@@ -87,6 +87,15 @@ def providers_for(device: torch.device | str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def graph_input(pixels: np.ndarray) -> np.ndarray:
+    """Pixels in 0..255, float32 [N, 3, H, W] of any strides -> the exported graphs' input:
+    (pixel - 127.5) / 128, C-contiguous float32 (see :mod:`torchmtcnn.export`)."""
+    arr = np.empty(pixels.shape, np.float32)
+    np.subtract(pixels, 127.5, out=arr)
+    arr *= 0.0078125
+    return arr
+
+
 class OnnxRuntimeBackend:
     """NetworkBackend running P-Net, R-Net and O-Net in onnxruntime sessions.
 
@@ -167,11 +176,7 @@ class OnnxRuntimeBackend:
         return cls.from_models(paths, device, threads, optimization, providers)
 
     def _run(self, name: str, x: Tensor) -> list[Tensor]:
-        """x: pixels in 0..255; the exported graphs take them normalised."""
-        pixels = x.detach().to("cpu", torch.float32).numpy()
-        arr = np.empty(pixels.shape, np.float32)  # C-contiguous whatever the input's strides
-        np.subtract(pixels, 127.5, out=arr)
-        arr *= 0.0078125
+        arr = graph_input(x.detach().to("cpu", torch.float32).numpy())
         outs = self.sessions[name].run(self._outputs[name], {self._input[name]: arr})
         return [torch.from_numpy(o).to(self.device) for o in outs]
 
