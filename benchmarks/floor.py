@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from speed import Recorder, median_ms
+from speed import median_ms, networks_alone
 from torchmtcnn import MTCNN
 from torchmtcnn import cascade as cascade_module
 from torchmtcnn.assets import group_photo
@@ -71,15 +71,7 @@ def main() -> None:
     image = group_photo(640, 480, 6, 0)
     detector = MTCNN(weights="original", device="cpu")
 
-    backend = detector.cascade.backend
-    recorder = Recorder(backend)
-    detector.cascade.backend = recorder
-    try:
-        detector.detect(image)
-    finally:
-        detector.cascade.backend = backend
-    networks = sum(median_ms(lambda: [getattr(backend, name)(x) for x in inputs], args.repeats)
-                   for name, inputs in recorder.inputs.items())
+    networks = sum(networks_alone(detector, image, args.repeats)[0].values())
 
     h, w = image.shape[:2]
     sizes = [(math.ceil(w * s), math.ceil(h * s)) for s in pyramid_scales(h, w, 20.0, 0.709)]
