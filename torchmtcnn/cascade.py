@@ -153,7 +153,8 @@ class Cascade:
                 b, yy, xx = (prob >= cfg.thresholds[0]).nonzero(as_tuple=True)
                 if b.numel() == 0:
                     continue
-                found.append((index[b], yy, xx, prob[b, yy, xx], reg[b, :, yy, xx], torch.full_like(b, len(level_scales))))
+                level_number = torch.full_like(b, len(level_scales))
+                found.append((index[b], yy, xx, prob[b, yy, xx], reg[b, :, yy, xx], level_number))
                 level_scales.append(scale)
         if not found:
             return self._empty()
