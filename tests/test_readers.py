@@ -248,6 +248,39 @@ def test_mtfl(tmp_path: Path) -> None:
     assert "truncated" in result.problems[-1].message  # the last line
 
 
+def test_boxes_from_a_rescaled_copy() -> None:
+    from torchmtcnn.data.readers.landmarks import boxes_from_a_rescaled_copy
+    from torchmtcnn.data.records import FaceRecord
+
+    points = np.array([[106.25, 107.75], [146.75, 112.25], [125.25, 142.75], [105.25, 157.75], [139.75, 161.75]])
+    sun = [FaceRecord(Path("/data/lfw_5590/A_0001.jpg"), [[84, 92, 161, 169]], points[None]),
+           FaceRecord(Path("/data/lfw_5590/B_0001.jpg"), [[10, 10, 50, 50]], points[None])]
+    crop = points * 0.32 + [0.3, 1.1]  # the same face shrunk and moved
+    bent = crop.copy()
+    bent[2] += 3  # a nose 3 px off: not the same picture
+    records = [FaceRecord(Path("/x/lfw_5590/A_0001.jpg"), [[0, 0, 80, 80]], crop[None], source="m.txt:1"),
+               FaceRecord(Path("/x/lfw_5590/B_0001.jpg"), [[0, 0, 80, 80]], bent[None], source="m.txt:2"),
+               FaceRecord(Path("/x/lfw_5590/C_0001.jpg"), [[0, 0, 80, 80]], crop[None], source="m.txt:3")]
+    mapped, skipped = boxes_from_a_rescaled_copy(records, sun)
+    assert [r.source for r in mapped] == ["m.txt:1"]
+    np.testing.assert_allclose(mapped[0].boxes[0], [84 * 0.32 + 0.3, 92 * 0.32 + 1.1, 161 * 0.32 + 0.3, 169 * 0.32 + 1.1],
+                               atol=1e-4)
+    np.testing.assert_array_equal(mapped[0].landmarks, records[0].landmarks)
+    assert "m.txt:2: points fit the reference only within" in skipped[0] and "m.txt:3: no one-face reference" in skipped[1]
+
+
+@needs_shared
+def test_shared_mtfl_lfw_crops_get_the_sun2013_boxes() -> None:
+    from torchmtcnn.data.readers.landmarks import boxes_from_a_rescaled_copy
+
+    crops = [r for r in read_annotations(SHARED / "mtfl" / "new_training.txt").records if r.image.parent.name == "lfw_5590"]
+    sun = read_annotations(SHARED / "sun2013" / "trainImageList.txt", check_images=False).records
+    mapped, skipped = boxes_from_a_rescaled_copy(crops, sun, max_residual=0.01)
+    assert len(mapped) == len(crops) == 4_151 and skipped == []
+    sides = np.array([r.boxes[0, 2] - r.boxes[0, 0] for r in mapped])
+    assert 20 < sides.min() and sides.max() < 41  # faces of 20-40 px in the 80x80 crops
+
+
 # ---------------------------------------------------------------- Caltech
 
 

@@ -14,7 +14,7 @@ from torchmtcnn.data.pipeline import build_mined_store, build_pnet_store
 from torchmtcnn.data.records import FaceRecord
 from torchmtcnn.data.samples import SampleConfig, Samples
 from torchmtcnn.data.store import (
-    SampleStore, StoreError, StoreWriter, find_stores, is_validation,
+    SampleStore, StoreError, StoreWriter, find_stores, is_validation, merge_stores,
 )
 
 
@@ -50,6 +50,38 @@ def test_round_trip_is_exact(tmp_path: Path):
     assert store.photo_path(7) == f"p{whole.photos[7]}.jpg"
     # plain numpy reads the files too
     np.testing.assert_array_equal(np.load(tmp_path / "s" / "boxes.npy"), whole.boxes)
+
+
+def test_merged_store_keeps_every_sample_and_its_photo(tmp_path: Path):
+    a, b = random_samples(11, 12, 0), random_samples(7, 12, 1)
+    with StoreWriter(tmp_path / "a", 12, ["a0.jpg", "a1.jpg", "a2.jpg"], {"seed": 3, "sources": ["x"]}) as w:
+        w.append(a)
+    with StoreWriter(tmp_path / "b", 12, ["b0.jpg", "b1.jpg", "b2.jpg"], {"seed": 9, "sources": ["y"]}) as w:
+        w.append(b)
+    merged = merge_stores([tmp_path / "a", tmp_path / "b"], tmp_path / "ab", chunk=4)
+    assert len(merged) == 18 and merged.meta["seed"] == 3 and merged.meta["sources"] == ["x", "y"]
+    whole = Samples.concat([a, b], 12)
+    for name in ("images", "labels", "boxes", "landmarks", "crops"):
+        np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name))
+    assert [merged.photo_path(i) for i in range(18)] == (
+        [f"a{i}.jpg" for i in a.photos] + [f"b{i}.jpg" for i in b.photos])
+    assert merged.counts == whole.counts()
+    with StoreWriter(tmp_path / "c", 24) as w:
+        w.append(random_samples(2, 24, 2))
+    with pytest.raises(StoreError, match="different crop sizes"):
+        merge_stores([tmp_path / "a", tmp_path / "c"], tmp_path / "ac")
+
+
+def test_cli_merges_stage_folders(tmp_path: Path, capsys):
+    from torchmtcnn.cli import main
+
+    for stage, seed in (("one", 0), ("two", 5)):
+        for split, n in (("train", 6), ("val", 2)):
+            with StoreWriter(tmp_path / stage / split, 12, ["p0.jpg", "p1.jpg", "p2.jpg"]) as w:
+                w.append(random_samples(n, 12, seed + n))
+    assert main(["data", "merge", str(tmp_path / "one"), str(tmp_path / "two"), "--out", str(tmp_path / "all")]) == 0
+    assert len(SampleStore(tmp_path / "all" / "train")) == 12 and len(SampleStore(tmp_path / "all" / "val")) == 4
+    assert "train: 12 samples" in capsys.readouterr().out
 
 
 def test_empty_and_incomplete_stores(tmp_path: Path):

@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="smallest face the proposing cascade looks for (default 20)")
         mined.set_defaults(func=run_mined, stage=stage, size=size)
 
+    merge = sub.add_parser("merge", help="concatenate stage folders (train/ and val/ each) into one")
+    merge.add_argument("stores", type=Path, nargs="+", help="stage folders built with the same crop size")
+    merge.add_argument("--out", type=Path, required=True, help="the merged stage folder")
+    merge.set_defaults(func=run_merge)
+
     inspect = sub.add_parser("inspect", help="print counts of a store, draw a contact sheet")
     inspect.add_argument("store", type=Path, help="a store folder or a stage folder")
     inspect.add_argument("--sheet", type=Path, default=None, help="write a PNG contact sheet")
@@ -149,6 +154,20 @@ def _print_report(report, read_s: float, out: Path) -> None:
     print(f"generated: {report.raw_counts}")
     for split, counts in report.counts.items():
         print(f"{split}: {sum(counts.values())} samples {counts} -> {out / split}")
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from ..data.store import find_stores, merge_stores
+
+    splits = [{p.name: p for p in find_stores(folder)} for folder in args.stores]
+    names = sorted(set.intersection(*(set(s) for s in splits)))
+    if not names:
+        log.error("no split (train/, val/) is in every one of %s", ", ".join(map(str, args.stores)))
+        return 1
+    for name in names:
+        merged = merge_stores([s[name] for s in splits], args.out / name)
+        print(f"{name}: {len(merged)} samples {merged.counts} -> {merged.path}")
+    return 0
 
 
 def run_inspect(args: argparse.Namespace) -> int:

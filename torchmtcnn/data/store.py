@@ -198,6 +198,36 @@ class SampleStore:
         return self.meta["photos"][int(self.photos[index])]
 
 
+def merge_stores(parts: list[str | Path], out: str | Path, chunk: int = 8192) -> SampleStore:
+    """Concatenate store folders of one crop size into a new store at ``out``.
+
+    Samples keep their order (``parts`` in turn); each part's photo list is appended to the
+    merged one and its photo indices shifted to match. meta.json keeps the first part's
+    settings and lists every part's sources and folder (``merged_from``). Used to add samples
+    built with other settings (another source, another mix of kinds) to a stage's store.
+    """
+    stores = [SampleStore(p) for p in parts]
+    if not stores:
+        raise StoreError("merge_stores needs at least one store")
+    sizes = {store.size for store in stores}
+    if len(sizes) != 1:
+        raise StoreError(f"cannot merge stores of different crop sizes {sorted(sizes)}: "
+                         + ", ".join(f"{st.path} ({st.size} px)" for st in stores))
+    meta = {k: v for k, v in stores[0].meta.items() if k not in ("n", "size", "counts", "photos")}
+    meta["sources"] = [src for store in stores for src in store.meta.get("sources", [])]
+    meta["merged_from"] = [str(store.path) for store in stores]
+    photos = [photo for store in stores for photo in store.meta.get("photos", [])]
+    with StoreWriter(out, stores[0].size, photos, meta) as writer:
+        offset = 0
+        for store in stores:
+            for start in range(0, len(store), chunk):
+                samples = store.read(slice(start, start + chunk))
+                samples.photos = samples.photos + offset
+                writer.append(samples)
+            offset += len(store.meta.get("photos", []))
+    return SampleStore(out)
+
+
 def find_stores(path: str | Path) -> list[Path]:
     """The store folders at ``path``: itself if it is one, else its subfolders that are
     (``train`` and ``val`` of a stage folder), sorted."""

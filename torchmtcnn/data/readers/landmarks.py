@@ -106,6 +106,41 @@ def read_caltech(ctx: ReadContext) -> list[FaceRecord]:
     return records
 
 
+def boxes_from_a_rescaled_copy(records: list[FaceRecord], references: list[FaceRecord],
+                               max_residual: float = 0.5) -> tuple[list[FaceRecord], list[str]]:
+    """Give one-face records (MTFL's 80x80 crops) the box of the same face in a reference
+    record of the same picture at another scale and offset (the Sun 2013 list, whose
+    ``lfw_5590`` photos MTFL shrank to 80x80).
+
+    Pictures are matched by their last folder and file name (``lfw_5590/Aaron_Eckhart_0001.jpg``).
+    Per pair, the scale s and offset t with points = s * reference points + t are fitted to
+    the five points by least squares; the box becomes s * reference box + t. A record without
+    a reference, or whose fit misses a point by more than ``max_residual`` px, is left out.
+
+    Returns (records with mapped boxes, one line per record left out).
+    """
+    by_name = {(r.image.parent.name, r.image.name): r for r in references if len(r) == 1}
+    mapped, skipped = [], []
+    for rec in records:
+        ref = by_name.get((rec.image.parent.name, rec.image.name))
+        if len(rec) != 1 or rec.landmarks is None or ref is None or ref.landmarks is None:
+            skipped.append(f"{rec.source or rec.image}: no one-face reference with points")
+            continue
+        src, dst = ref.landmarks[0].astype(np.float64), rec.landmarks[0].astype(np.float64)
+        a = np.zeros((10, 3))
+        a[:5, 0], a[:5, 1], a[5:, 0], a[5:, 2] = src[:, 0], 1, src[:, 1], 1
+        b = np.concatenate([dst[:, 0], dst[:, 1]])
+        fit, *_ = np.linalg.lstsq(a, b, rcond=None)
+        residual = float(np.abs(a @ fit - b).max())
+        if not np.isfinite(residual) or residual > max_residual:
+            skipped.append(f"{rec.source or rec.image}: points fit the reference only within {residual:.2f} px")
+            continue
+        s, tx, ty = fit
+        box = ref.boxes[0].astype(np.float64) * s + np.array([tx, ty, tx, ty])
+        mapped.append(FaceRecord(rec.image, box[None], rec.landmarks, rec.ignore, dict(rec.attributes), rec.source))
+    return mapped, skipped
+
+
 def default_images_root(path: Path, fmt: str) -> Path:
     """Caltech: ``images/`` beside the list; the others: the list's own folder."""
     if fmt == "caltech" and (path.parent / "images").is_dir():
