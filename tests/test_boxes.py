@@ -101,3 +101,10 @@ def test_calibrate_square_clip():
     sq = B.square(torch.tensor([[0.0, 0, 10, 30]]))
     assert sq.tolist() == [[-10.0, 0.0, 20.0, 30.0]]
     assert B.clip_boxes(sq, 15, 25).tolist() == [[0.0, 0.0, 15.0, 25.0]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64, torch.float32])
+def test_nms_takes_any_real_dtype(dtype):
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [21, 20, 31, 30]]).to(dtype)
+    scores = torch.tensor([2, 3, 1, 5]).to(dtype)
+    assert B.nms(boxes, scores, 0.5).tolist() == [3, 1]

@@ -72,8 +72,14 @@ def nms(
     pairs, not N x N, computed in steps of at most NMS_BLOCK**2 pairs.
     """
     device = boxes.device
-    kept = _greedy_nms(boxes.detach().cpu().numpy(), scores.detach().cpu().numpy(), threshold, mode, offset)
+    kept = _greedy_nms(_as_numpy(boxes), _as_numpy(scores), threshold, mode, offset)
     return torch.from_numpy(kept).to(device)
+
+
+def _as_numpy(t: Tensor) -> np.ndarray:
+    """A CPU numpy copy or view; float16 / bfloat16 (which numpy lacks or ranks oddly) as float64."""
+    t = t.detach().cpu()
+    return (t if t.dtype in (torch.float32, torch.float64) else t.double()).numpy()
 
 
 def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str, offset: float) -> np.ndarray:
