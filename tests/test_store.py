@@ -70,6 +70,9 @@ def test_merged_store_keeps_every_sample_and_its_photo(tmp_path: Path):
         w.append(random_samples(2, 24, 2))
     with pytest.raises(StoreError, match="different crop sizes"):
         merge_stores([tmp_path / "a", tmp_path / "c"], tmp_path / "ac")
+    with pytest.raises(StoreError, match="would overwrite"):
+        merge_stores([tmp_path / "a", tmp_path / "b"], tmp_path / "b")
+    assert len(SampleStore(tmp_path / "b")) == 7
 
 
 def test_cli_merges_stage_folders(tmp_path: Path, capsys):

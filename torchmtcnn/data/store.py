@@ -206,6 +206,8 @@ def merge_stores(parts: list[str | Path], out: str | Path, chunk: int = 8192) ->
     settings and lists every part's sources and folder (``merged_from``). Used to add samples
     built with other settings (another source, another mix of kinds) to a stage's store.
     """
+    if Path(out).resolve() in {Path(p).resolve() for p in parts}:
+        raise StoreError(f"{out}: the merged store would overwrite one of the stores it reads")
     stores = [SampleStore(p) for p in parts]
     if not stores:
         raise StoreError("merge_stores needs at least one store")
