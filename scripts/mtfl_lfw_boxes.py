@@ -34,7 +34,8 @@ def main() -> None:
     mapped, skipped = boxes_from_a_rescaled_copy(crops, sun)
     with open(args.out, "w") as f:
         for rec in mapped:
-            points = {name: [round(float(x), 3), round(float(y), 3)] for name, (x, y) in zip(LANDMARK_NAMES, rec.landmarks[0])}
+            points = {name: [round(float(x), 3), round(float(y), 3)]
+                      for name, (x, y) in zip(LANDMARK_NAMES, rec.landmarks[0])}
             face = {"box": [round(float(v), 3) for v in rec.boxes[0]], "keypoints": points}
             f.write(json.dumps({"image": str(rec.image.resolve()), "faces": [face]}) + "\n")
     print(f"{len(mapped)} faces written to {args.out}; {len(skipped)} left out")

@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from .nets import face_probability
+from .nets import PIXEL_MEAN, PIXEL_SCALE, face_probability
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +120,15 @@ def widen_first_layer(body: nn.Sequential, channels: int = 16) -> nn.Sequential:
     return nn.Sequential(wide1, wide_prelu, pool, wide2, *body[4:])
 
 
-def fold_input_normalisation(body: nn.Sequential, mean: float = 127.5, scale: float = 1 / 128) -> nn.Sequential:
+def fold_input_normalisation(body: nn.Sequential, mean: float = PIXEL_MEAN,
+                             scale: float = PIXEL_SCALE) -> nn.Sequential:
     """A copy of a body that starts with an unpadded Conv2d, taking pixels instead of
     (pixel - mean) * scale: conv(w, (x - m) s) + b = conv(w s, x) + (b - m s sum(w)).
 
     Saves the normalisation's passes over every pyramid level and crop (measured in a
-    640x480 detection: 2.7 -> 0.5-0.9 ms, the rest being the uint8 -> float32 conversion). Exact up to float rounding only because MTCNN's
-    convolutions have no zero padding (a padded border would see -mean * scale, not 0).
+    640x480 detection: 2.7 -> 0.5-0.9 ms, the rest being the uint8 -> float32 conversion).
+    Exact up to float rounding only because MTCNN's convolutions have no zero padding (a
+    padded border would see -mean * scale, not 0).
     The layers after the first are shared, not copied.
     """
     conv = body[0]

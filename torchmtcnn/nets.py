@@ -16,6 +16,9 @@ import torch
 from torch import Tensor, nn
 
 INPUT_SIZE = {"pnet": 12, "rnet": 24, "onet": 48}
+# The networks' input: (pixel - PIXEL_MEAN) * PIXEL_SCALE, pixels in 0..255 (the original's).
+PIXEL_MEAN = 127.5
+PIXEL_SCALE = 1 / 128
 
 
 def _conv(cin: int, cout: int, k: int) -> list[nn.Module]:

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import MissingExtraError, MTCNNError
+from .nets import PIXEL_MEAN, PIXEL_SCALE
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ def graph_input(pixels: np.ndarray) -> np.ndarray:
     """Pixels in 0..255, float32 [N, 3, H, W] of any strides -> the exported graphs' input:
     (pixel - 127.5) / 128, C-contiguous float32 (see :mod:`torchmtcnn.export`)."""
     arr = np.empty(pixels.shape, np.float32)
-    np.subtract(pixels, 127.5, out=arr)
-    arr *= 0.0078125
+    np.subtract(pixels, PIXEL_MEAN, out=arr)
+    arr *= PIXEL_SCALE
     return arr
 
 

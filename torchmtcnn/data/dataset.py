@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..nets import PIXEL_MEAN, PIXEL_SCALE
 from .landmark_samples import FLIP_ORDER
 from .store import SampleStore
 
@@ -68,7 +69,7 @@ def low_resolution(image: np.ndarray, side: int) -> np.ndarray:
 def normalize(images: np.ndarray) -> torch.Tensor:
     """uint8 or float RGB [..., S, S, 3] -> float32 tensor [..., 3, S, S], (x - 127.5) / 128."""
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    return ((x - 127.5) / 128.0).movedim(-1, -3).contiguous()
+    return ((x - PIXEL_MEAN) * PIXEL_SCALE).movedim(-1, -3).contiguous()
 
 
 def flip_targets(box: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
