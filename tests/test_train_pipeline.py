@@ -93,13 +93,18 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
     # photo paths vary with tmp_path: pick a held-out seed that holds out 2 to 8 of 16
     seed = next(s for s in range(100)
                 if 2 <= len(split_held_out(records, 0.25, s)[1]) <= 8)
-    pipeline = TrainPipeline(_config([spec], holdout_seed=seed), run, progress=False)
+    # and a seed of the train / val split that validates on 2 or more training photos
+    from torchmtcnn.data.store import is_validation
+
+    train_recs, held_recs = split_held_out(records, 0.25, seed)
+    vseed = next(s for s in range(100)
+                 if sum(is_validation(r.image, s, 0.2) for r in train_recs) >= 2)
+    pipeline = TrainPipeline(_config([spec], holdout_seed=seed, seed=vseed), run, progress=False)
     assert pipeline.run(until="train_pnet") is None
     assert set(pipeline.state["done"]) == {"data_pnet", "train_pnet"}
     assert (run / "pnet" / "pnet.safetensors").is_file()
 
     # held out: exactly the photos of the rule, listed, and in no store
-    train_recs, held_recs = split_held_out(records, 0.25, seed)
     held = (run / "heldout.txt").read_text().split()
     assert held == [str(r.image) for r in held_recs] and 0 < len(held) < len(records)
     from torchmtcnn.data.readers import read_annotations
@@ -116,7 +121,7 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
 
     # without --resume an existing run is refused
     with pytest.raises(MTCNNError, match="--resume"):
-        TrainPipeline(_config([spec], holdout_seed=seed), run)
+        TrainPipeline(_config([spec], holdout_seed=seed, seed=vseed), run)
 
     # resume through the CLI: the finished steps are skipped, the others run
     import torchmtcnn.data.pipeline as data_pipeline
@@ -130,7 +135,8 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
             "--landmark-jitters", "4", "--epochs", "1", "1", "1", "--batch-size", "64",
             "--optimizer", "adam", "--lr", "0.005", "--schedule", "constant",
             "--device", "cpu", "--threads", "1", "--no-progress",
-            "--mined-jitters", "0", "2", "--ratio", "onet", "1", "1", "1", "2", "--lowres", "0.25"]
+            "--mined-jitters", "0", "2", "--ratio", "onet", "1", "1", "1", "2", "--lowres", "0.25",
+            "--seed", str(vseed)]
     assert main(argv) == 0
     state = json.loads((run / "state.json").read_text())
     assert list(state["done"]) == list(STEPS)
@@ -160,8 +166,26 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
     faces = detector.detect([cv2.imread(held[0])[..., ::-1].copy()])
     assert len(faces) == 1 and faces[0].boxes.shape[1] == 4
 
+    # calibrated on the validation photos (listed): the defaults now mean the chosen
+    # thresholds, folded into R-Net's and O-Net's face logits
+    from torchmtcnn.train.calibrate import logit
+
+    calibration = state["done"]["calibrate"]
+    validation = read_annotations(run / "validation.jsonl").records
+    assert [str(r.image) for r in validation] == [
+        str(r.image) for r in train_recs if is_validation(r.image, vseed, 0.2)]
+    assert calibration["photos"] == len(validation) > 0
+    assert json.loads(meta["calibration"])["thresholds"] == calibration["thresholds"]
+    for net, k in (("rnet", 1), ("onet", 2)):
+        assert calibration["shifts"][k] == pytest.approx(
+            logit((0.6, 0.7, 0.7)[k]) - logit(calibration["thresholds"][k]))
+        bias = read_weights(run / net / f"{net}.safetensors")[f"{net}.cls.bias"]
+        shifted = read_weights(weights)[f"{net}.cls.bias"]
+        torch.testing.assert_close(shifted - bias, torch.tensor([0.0, calibration["shifts"][k]]))
+
     # everything done: a third run does nothing and returns the file
-    assert TrainPipeline(_config([spec], holdout_seed=seed), run, resume=True).run() == weights
+    assert TrainPipeline(_config([spec], holdout_seed=seed, seed=vseed), run,
+                         resume=True).run() == weights
 
 
 def test_cli_data_onet_needs_rnet_weights(tmp_path, capsys):

@@ -3,6 +3,7 @@
     mtcnn train pnet --store /tmp/mtcnn/pnet --out /tmp/runs/pnet [--resume] [--epochs 10]
     mtcnn train all --sources caltech:../shared/data/caltech_webfaces/WebFaces_GroundThruth.txt \\
         sun2013:../shared/data/sun2013/trainImageList.txt --run-dir /tmp/runs/all [--resume]
+    mtcnn train calibrate W.safetensors --annotations jsonl:RUN/validation.jsonl --out C.safetensors
 
 On several GPUs or nodes, run a stage under torchrun (one process per GPU):
 
@@ -94,8 +95,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ratio", nargs=5, action="append", default=[],
                    metavar=("STAGE", "NEG", "POS", "PART", "LANDMARK"),
                    help="mix of a stage's store, e.g. --ratio onet 1 1 1 2 (default 3 1 1 2)")
+    p.add_argument("--max-false-positives", type=float, default=0.05, metavar="F",
+                   help="calibration budget: false detections per validation photo at the "
+                        "default thresholds (default 0.05; a negative value: no calibration)")
     _add_train_options(p, per_stage_epochs=True)
     p.set_defaults(func=run_all)
+
+    p = sub.add_parser("calibrate", help="shift R-Net's and O-Net's face scores so that the "
+                                         "default thresholds find the most faces of validation "
+                                         "photos within a false-positive budget")
+    p.add_argument("weights", type=Path, help="weight file to calibrate")
+    p.add_argument("--annotations", nargs="+", required=True, metavar="SPEC",
+                   help="validation photos as FORMAT:PATH, never trained on (a run's "
+                        "jsonl:RUN/validation.jsonl)")
+    p.add_argument("--out", required=True, type=Path, help="calibrated weight file to write")
+    p.add_argument("--max-false-positives", type=float, default=0.05, metavar="F",
+                   help="false detections per photo allowed (default 0.05)")
+    p.add_argument("--device", default=None, help="cpu, cuda... (default: a GPU if any)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_calibrate)
 
 
 def run_stage(args: argparse.Namespace) -> int:
@@ -144,6 +162,7 @@ def run_all(args: argparse.Namespace) -> int:
         ratios=_ratios(args.ratio),
         seed=args.seed if args.seed is not None else 0,
         epochs=dict(zip(("pnet", "rnet", "onet"), args.epochs)) if args.epochs else {},
+        max_false_positives=args.max_false_positives if args.max_false_positives >= 0 else None,
     )
     pipeline = TrainPipeline(config, args.run_dir, resume=args.resume,
                              progress=not args.no_progress)
@@ -151,4 +170,21 @@ def run_all(args: argparse.Namespace) -> int:
     for step, info in pipeline.state["done"].items():
         print(f"{step}: {info.get('seconds', 0):.1f} s")
     print(f"weights: {weights}")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from ..train.calibrate import calibrate_file
+    from .data import load_sources
+
+    if not args.weights.is_file():
+        raise MTCNNError(f"{args.weights}: no such weight file")
+    result = calibrate_file(args.weights, load_sources(args.annotations), args.out,
+                            max_false_positives=args.max_false_positives, device=args.device,
+                            progress=not args.no_progress)
+    print(f"{result.photos} photos, {result.faces} faces: thresholds {result.thresholds} "
+          f"of {args.weights.name} become the defaults; recall {result.before[0]:.4f} -> "
+          f"{result.recall:.4f}, false positives per photo {result.before[1]:.3f} -> "
+          f"{result.false_positives:.3f}")
+    print(f"weights: {args.out}")
     return 0

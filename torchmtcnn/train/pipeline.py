@@ -11,7 +11,10 @@ the finished ones, and a training step that was cut off continues from its last 
 5. ``data_onet``: P-Net + R-Net proposals (48 px) -> ``data/onet``;
 6. ``train_onet``: O-Net -> ``onet/onet.safetensors``;
 7. ``combine``: ``mtcnn.safetensors``, the three networks with metadata (name, version,
-   recipe), which ``MTCNN(weights=...)`` loads.
+   recipe), which ``MTCNN(weights=...)`` loads;
+8. ``calibrate``: R-Net's and O-Net's face logits shifted so that the default thresholds
+   find the most validation faces within ``max_false_positives`` per photo
+   (``train.calibrate``; the validation photos' annotations go to ``validation.jsonl``).
 
 Held-out photos: a photo is held out for evaluation when the first 64 bits of
 sha256(f"holdout:{holdout_seed}:{path}") read as a number in [0, 1) fall below
@@ -47,7 +50,7 @@ from .trainer import Trainer
 log = logging.getLogger(__name__)
 
 STEPS = ("data_pnet", "train_pnet", "data_rnet", "train_rnet", "data_onet", "train_onet",
-         "combine")
+         "combine", "calibrate")
 COMBINED_NAME = "mtcnn.safetensors"
 
 
@@ -103,6 +106,8 @@ class PipelineConfig:
         train: TrainConfig fields for every stage (batch_size, optimizer, lr, threads...).
         stage_train: TrainConfig fields per stage, over ``train``.
         mining_min_face: min_face_size of the cascade that proposes R-Net / O-Net crops.
+        max_false_positives: the calibration's budget of false detections per validation
+            photo (None: no calibration).
     """
 
     sources: list[str]
@@ -119,6 +124,7 @@ class PipelineConfig:
     train: dict[str, Any] = field(default_factory=dict)
     stage_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     mining_min_face: float = 20.0
+    max_false_positives: float | None = 0.05
 
 
 class TrainPipeline:
@@ -244,6 +250,22 @@ class TrainPipeline:
             "recipe": json.dumps(recipe)})
         return {"weights": str(self.weights_path)}
 
+    def _calibrate(self) -> dict[str, Any]:
+        from .calibrate import calibrate_file, validation_records
+
+        if self.config.max_false_positives is None:
+            return {"skipped": True}
+        records = validation_records(self.records(), self.config.seed, self.config.val_fraction)
+        write_jsonl(records, self.run_dir / "validation.jsonl")
+        if not records:
+            log.warning("no validation photos (--val-fraction %s): weights left uncalibrated",
+                        self.config.val_fraction)
+            return {"skipped": True}
+        result = calibrate_file(self.weights_path, records, self.weights_path,
+                                max_false_positives=self.config.max_false_positives,
+                                progress=self.progress)
+        return asdict(result)
+
     def run(self, until: str | None = None) -> Path | None:
         """Run the steps not yet done (up to and including ``until``); returns the combined
         weight file once the last step is done."""
@@ -258,14 +280,15 @@ class TrainPipeline:
                 start = time.perf_counter()
                 kind, _, stage = step.partition("_")
                 info = (self._data(stage) if kind == "data" else
-                        self._train(stage) if kind == "train" else self._combine())
+                        self._train(stage) if kind == "train" else
+                        self._combine() if kind == "combine" else self._calibrate())
                 info["seconds"] = round(time.perf_counter() - start, 1)
                 self.state["done"][step] = info
                 self._save_state()
                 log.info("step %s: done in %.1f s", step, info["seconds"])
             if step == until:
                 break
-        return self.weights_path if self.done("combine") else None
+        return self.weights_path if self.done(STEPS[-1]) else None
 
 
 def train_all(sources: list[str], run_dir: str | Path, resume: bool = False,
