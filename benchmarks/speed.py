@@ -19,12 +19,14 @@ import statistics
 import time
 from datetime import date
 
+# torchmtcnn first, as the `mtcnn` command does: it sets libgomp's spin count before torch
+# loads it (torchmtcnn/__init__.py), which a script that imports torch first does not get.
+from torchmtcnn import MTCNN  # noqa: I001
+from torchmtcnn.assets import group_photo
+
 import cv2
 import numpy as np
 import torch
-
-from torchmtcnn import MTCNN
-from torchmtcnn.assets import group_photo
 
 
 def median_ms(fn, repeats: int, warmup: int = 3) -> float:

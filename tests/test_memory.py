@@ -42,3 +42,18 @@ def test_detections_stop_faulting_pages_back_in(original_weights):
     # measured: 4,800-9,500 faults per 640x480 detection with glibc's defaults, under 300 kept
     assert default > 1000
     assert kept < default / 5
+
+
+@pytest.mark.parametrize("env, torch_first, expected", [
+    ({}, False, "30000"),                          # set before torch loads libgomp
+    ({"GOMP_SPINCOUNT": "7"}, False, "7"),          # the user's value is kept
+    ({"OMP_WAIT_POLICY": "passive"}, False, None),  # so is their wait policy
+    ({}, True, None),                              # too late once torch is loaded: untouched
+])
+def test_openmp_spin_count_is_set_only_before_torch_and_never_over_the_user(env, torch_first, expected):
+    code = ("import os\n" + ("import torch\n" if torch_first else "")
+            + "import torchmtcnn\nprint(os.environ.get('GOMP_SPINCOUNT'))")
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True,
+                         text=True, check=True).stdout.split()[-1]
+    assert out == str(expected)
