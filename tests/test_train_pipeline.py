@@ -260,3 +260,9 @@ def test_train_all_rejects_a_bad_ratio(tmp_path, capsys, ratio, message):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_calibration_step_can_be_turned_off(tmp_path):
+    pipeline = TrainPipeline(PipelineConfig(["jsonl:none.jsonl"], max_false_positives=None), tmp_path)
+    assert pipeline._calibrate() == {"skipped": True}  # reads no photos, writes nothing
+    assert not (tmp_path / "validation.jsonl").exists()
