@@ -19,7 +19,8 @@ import torch
 
 from torchmtcnn import MTCNN
 from torchmtcnn.data.readers import read_annotations
-from torchmtcnn.evaluate import evaluate_faces, evaluate_landmarks, match_faces, read_predictions, run_detector
+from torchmtcnn.evaluate import evaluate_faces, evaluate_landmarks, read_predictions, run_detector
+from torchmtcnn.train.calibrate import found_and_false
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -41,16 +42,13 @@ def by_image(preds):
 def recall_and_false_positives(records, preds) -> tuple[float, float]:
     """At the detector's own thresholds: recall at IoU 0.5, false positives per image."""
     lookup = by_image(preds)
-    found = faces = false_pos = 0
+    boxes, scores = [], []
     for rec in records:
         pred = lookup.get(str(Path(rec.image).resolve()))
-        boxes = np.zeros((0, 4)) if pred is None else np.asarray(pred.boxes).reshape(-1, 4)
-        keep = ~rec.ignore
-        pairs = match_faces(rec.boxes, boxes, 0.5)
-        found += int((pairs[keep] >= 0).sum())
-        faces += int(keep.sum())
-        used = set(int(i) for i in pairs[pairs >= 0])
-        false_pos += len(boxes) - len(used)
+        boxes.append(np.zeros((0, 4)) if pred is None else np.asarray(pred.boxes).reshape(-1, 4))
+        scores.append(np.ones(len(boxes[-1])))
+    ((found, false_pos),) = found_and_false(records, boxes, scores, [0.0])
+    faces = sum(int((~rec.ignore).sum()) for rec in records)
     return found / max(faces, 1), false_pos / max(len(records), 1)
 
 

@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from ..cascade import CascadeConfig
 from ..data.records import FaceRecord
 from ..errors import MTCNNError
 from ..weights import read_metadata, read_weights, save_weights
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
+DEFAULT_THRESHOLDS = CascadeConfig().thresholds  # MTCNN()'s
 RNET_GRID = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 ONET_GRID = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.01))
 
