@@ -20,7 +20,7 @@ from torchmtcnn.data.readers import (
     read_annotations,
 )
 from torchmtcnn.data.readers._common import header_size
-from torchmtcnn.data.readers.boxrule import BOX_RULE_A, BOX_RULE_B, BOX_RULE_T
+from torchmtcnn.data.readers.boxrule import STANDARD_BOX, BoxRule
 from torchmtcnn.errors import AnnotationError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -214,13 +214,15 @@ def test_sun2013(tmp_path: Path) -> None:
     assert result.fmt == "sun2013"
     a, b = result.records
     assert a.image == tmp_path / "net_7876" / "a.jpg" and b.image == tmp_path / "lfw_5590" / "b.jpg"
-    np.testing.assert_array_equal(a.boxes, [[10, 20, 110, 120]])  # left right top bottom
     np.testing.assert_array_equal(a.landmarks[0], [[30, 50], [80, 50], [55, 70], [35, 95], [75, 95]])
+    # the list's own box (left right top bottom: brows to chin) gives way to the standard box
+    np.testing.assert_allclose(a.boxes, box_from_landmarks(a.landmarks), rtol=1e-6)
+    assert a.boxes[0, 1] < 20 and a.boxes[0, 3] > 120  # taller than the list's 20-120
     assert a.source.endswith("trainImageList.txt:1") and b.source.endswith(":6")
+    assert (a.key, b.key) == ("sun2013:net_7876/a.jpg", "sun2013:lfw_5590/b.jpg")
     f = "trainImageList.txt"
     assert kinds_at(result) == [
-        ("parse", f"{f}:2"), ("parse", f"{f}:3"), ("missing-image", f"{f}:4"),
-        ("bad-box", f"{f}:5"), ("record-skipped", f"{f}:5"),
+        ("parse", f"{f}:2"), ("parse", f"{f}:3"), ("missing-image", f"{f}:4"), ("bad-box", f"{f}:5"),
     ]
 
 
@@ -248,37 +250,16 @@ def test_mtfl(tmp_path: Path) -> None:
     assert "truncated" in result.problems[-1].message  # the last line
 
 
-def test_boxes_from_a_rescaled_copy() -> None:
-    from torchmtcnn.data.readers.landmarks import boxes_from_a_rescaled_copy
-    from torchmtcnn.data.records import FaceRecord
-
-    points = np.array([[106.25, 107.75], [146.75, 112.25], [125.25, 142.75], [105.25, 157.75], [139.75, 161.75]])
-    sun = [FaceRecord(Path("/data/lfw_5590/A_0001.jpg"), [[84, 92, 161, 169]], points[None]),
-           FaceRecord(Path("/data/lfw_5590/B_0001.jpg"), [[10, 10, 50, 50]], points[None])]
-    crop = points * 0.32 + [0.3, 1.1]  # the same face shrunk and moved
-    bent = crop.copy()
-    bent[2] += 3  # a nose 3 px off: not the same picture
-    records = [FaceRecord(Path("/x/lfw_5590/A_0001.jpg"), [[0, 0, 80, 80]], crop[None], source="m.txt:1"),
-               FaceRecord(Path("/x/lfw_5590/B_0001.jpg"), [[0, 0, 80, 80]], bent[None], source="m.txt:2"),
-               FaceRecord(Path("/x/lfw_5590/C_0001.jpg"), [[0, 0, 80, 80]], crop[None], source="m.txt:3")]
-    mapped, skipped = boxes_from_a_rescaled_copy(records, sun)
-    assert [r.source for r in mapped] == ["m.txt:1"]
-    np.testing.assert_allclose(mapped[0].boxes[0], [84 * 0.32 + 0.3, 92 * 0.32 + 1.1, 161 * 0.32 + 0.3, 169 * 0.32 + 1.1],
-                               atol=1e-4)
-    np.testing.assert_array_equal(mapped[0].landmarks, records[0].landmarks)
-    assert "m.txt:2: points fit the reference only within" in skipped[0] and "m.txt:3: no one-face reference" in skipped[1]
-
-
 @needs_shared
-def test_shared_mtfl_lfw_crops_get_the_sun2013_boxes() -> None:
-    from torchmtcnn.data.readers.landmarks import boxes_from_a_rescaled_copy
-
-    crops = [r for r in read_annotations(SHARED / "mtfl" / "new_training.txt").records if r.image.parent.name == "lfw_5590"]
-    sun = read_annotations(SHARED / "sun2013" / "trainImageList.txt", check_images=False).records
-    mapped, skipped = boxes_from_a_rescaled_copy(crops, sun, max_residual=0.01)
-    assert len(mapped) == len(crops) == 4_151 and skipped == []
-    sides = np.array([r.boxes[0, 2] - r.boxes[0, 0] for r in mapped])
-    assert 20 < sides.min() and sides.max() < 41  # faces of 20-40 px in the 80x80 crops
+def test_shared_mtfl_lfw_crops_get_standard_boxes_from_their_points() -> None:
+    crops = [r for r in read_annotations(SHARED / "mtfl" / "new_training.txt").records
+             if r.key.startswith("mtfl:lfw_5590/")]
+    assert len(crops) == 4_151
+    boxes = np.concatenate([r.boxes for r in crops])
+    np.testing.assert_allclose(boxes, box_from_landmarks(np.concatenate([r.landmarks for r in crops])),
+                               rtol=1e-5)
+    heights = boxes[:, 3] - boxes[:, 1]
+    assert 25 < np.median(heights) < 50  # small faces in 80x80 crops, forehead to chin
 
 
 # ---------------------------------------------------------------- Caltech
@@ -302,8 +283,9 @@ def test_caltech_groups_faces_by_photo(tmp_path: Path) -> None:
     assert p1.source.endswith(":1") and p2.source.endswith(":2")
     np.testing.assert_array_equal(p1.landmarks[1, :3], [[200, 100], [220, 100], [210, 110]])
     assert np.isnan(p1.landmarks[:, 3:]).all()  # mouth corners unknown
-    expected = box_from_points([[200, 100]], [[220, 100]], [[210, 120]])
+    expected = box_from_points([[200, 100]], [[220, 100]], [[210, 110]], [[210, 120]])
     np.testing.assert_allclose(p1.boxes[1], expected[0], rtol=1e-6)
+    assert (p1.key, p2.key) == ("caltech:pic1.jpg", "caltech:pic2.jpg")
     assert kinds_at(result) == [
         ("parse", "WebFaces_GroundThruth.txt:4"), ("missing-image", "WebFaces_GroundThruth.txt:5")
     ]
@@ -385,24 +367,45 @@ def test_problem_and_validate_message(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- box rule and image sizes
 
 
-def test_box_rule_on_an_upright_face() -> None:
-    box = box_from_points([[40, 40]], [[60, 40]], [[50, 60]])[0]
-    side = (BOX_RULE_A + BOX_RULE_B) * 20
-    centre = np.array([50, 40 + BOX_RULE_T * 20])
-    np.testing.assert_allclose(box, np.r_[centre - side / 2, centre + side / 2])
-    assert 0.4 < BOX_RULE_T < 0.6 and side > 30  # a box larger than the eye-mouth span
+def test_standard_box_of_an_upright_face_by_hand() -> None:
+    # eyes 20 px apart, mouth 20 px below them, nose on the midline: no roll, no yaw
+    box = box_from_points([[40, 40]], [[60, 40]], [[50, 52]], [[50, 60]])[0]
+    assert STANDARD_BOX == BoxRule(t=0.28, u=-1.1398, aw=1.2744, bw=0.816, ah=1.1384,
+                                   bh=1.5854, k=0.0953)
+    # centre (50, 40 + 0.28 * 20); w = (1.2744 + 0.816) * 20 = 41.808, h = 54.476
+    np.testing.assert_allclose(box, [29.096, 18.362, 70.904, 72.838], atol=1e-9)
+    # forehead to chin: the box starts well above the eyes and ends below the mouth
+    assert box[1] < 40 - 20 and box[3] > 60 + 10
+    # the same face turned (nose 4 px right of the midline: yaw 0.2 eye distances): the box
+    # moves by u * 0.2 * 20 = -4.5592 px, to the side the face turns from
+    turned = box_from_points([[40, 40]], [[60, 40]], [[54, 52]], [[50, 60]])[0]
+    np.testing.assert_allclose(turned, box + [-4.5592, 0, -4.5592, 0], atol=1e-9)
+    # an unknown nose (Caltech has one; MTFL and Sun 2013 too) means no yaw term
+    np.testing.assert_allclose(box_from_points([[40, 40]], [[60, 40]], None, [[50, 60]])[0], box)
+    np.testing.assert_allclose(box_from_landmarks(
+        [[[40, 40], [60, 40], [50, 52], [44, 60], [56, 60]]])[0], box)  # mouth centre of corners
 
 
-def test_box_rule_follows_roll_and_scale() -> None:
-    pts = np.array([[40.0, 40], [60, 40], [50, 60]])
-    rot = np.array([[0.0, -1], [1, 0]])  # 90 degrees about the origin
+def test_box_rule_turns_and_scales_with_the_face() -> None:
+    pts = np.array([[40.0, 40], [60, 40], [52, 51], [50, 60]])
     a = box_from_points(*pts[:, None])[0]
-    b = box_from_points(*(pts @ rot.T)[:, None])[0]
     c = box_from_points(*(pts * 2)[:, None])[0]
-    centre = lambda x: (x[:2] + x[2:]) / 2  # noqa: E731
-    np.testing.assert_allclose(centre(b), rot @ centre(a))
-    np.testing.assert_allclose(b[2] - b[0], a[2] - a[0])
     np.testing.assert_allclose(c, 2 * a)
+    rot = np.array([[0.0, -1], [1, 0]])  # a quarter turn about the origin
+    b = box_from_points(*(pts @ rot.T)[:, None])[0]
+    centre = lambda x: (x[:2] + x[2:]) / 2  # noqa: E731
+    np.testing.assert_allclose(centre(b), rot @ centre(a), atol=1e-9)
+    np.testing.assert_allclose([b[2] - b[0], b[3] - b[1]], [a[3] - a[1], a[2] - a[0]], atol=1e-9)
+    # half a quarter turn, by hand, with a simple rule (w = de = 10, h = 2 dm = 20): eyes
+    # midpoint at 0, down axis d = (c, c), right axis r = (c, -c), c = sqrt(1/2)
+    c = np.sqrt(0.5)
+    le, re, mouth = np.array([[-5 * c, 5 * c]]), np.array([[5 * c, -5 * c]]), np.array([[10 * c, 10 * c]])
+    centre = np.array([5 * c, 5 * c])  # eyes + 0.5 (mouth - eyes)
+    hull = box_from_points(le, re, None, mouth, BoxRule(0.5, 0.0, 1.0, 0.0, 0.0, 2.0, 1.0))[0]
+    half = (10 + 20) * c / 2  # the turned 10 x 20 rectangle's extent, both ways
+    np.testing.assert_allclose(hull, np.r_[centre - half, centre + half], atol=1e-9)
+    swap = box_from_points(le, re, None, mouth, BoxRule(0.5, 0.0, 1.0, 0.0, 0.0, 2.0, 0.0))[0]
+    np.testing.assert_allclose(swap, np.r_[centre - 7.5, centre + 7.5], atol=1e-9)  # (10 + 20) / 4
 
 
 def test_header_size_matches_pil(tmp_path: Path) -> None:

@@ -13,9 +13,8 @@ from torchmtcnn.boxes import iou_numpy
 from torchmtcnn.data.pipeline import build_mined_store, build_pnet_store
 from torchmtcnn.data.records import FaceRecord
 from torchmtcnn.data.samples import SampleConfig, Samples
-from torchmtcnn.data.store import (
-    SampleStore, StoreError, StoreWriter, find_stores, is_validation, merge_stores,
-)
+from torchmtcnn.data.splits import is_validation
+from torchmtcnn.data.store import SampleStore, StoreError, StoreWriter, find_stores, merge_stores
 
 
 def random_samples(n: int, size: int, seed: int, photo0: int = 0) -> Samples:
@@ -201,5 +200,7 @@ def test_cli_inspect_prints_counts_and_draws_a_sheet(tmp_path: Path, capsys):
     assert "train" in out and "negative" in out and "landmark" in out
     sheet = cv2.imread(str(tmp_path / "sheet.png"))
     assert sheet is not None and sheet.shape == (3 * 96, 8 * 96, 3)
-    assert cli_data.parse_source("sun2013:a/b.txt") == ("sun2013", "a/b.txt")
-    assert cli_data.parse_source("C:/x/wider.txt") == (None, "C:/x/wider.txt")
+    from torchmtcnn.data.readers import parse_source
+
+    assert parse_source("sun2013:a/b.txt") == ("sun2013", "a/b.txt")
+    assert parse_source("C:/x/wider.txt") == (None, "C:/x/wider.txt")

@@ -12,9 +12,8 @@ import torch
 from torchmtcnn.cli import main
 from torchmtcnn.data.store import SampleStore
 from torchmtcnn.errors import MTCNNError
-from torchmtcnn.train.pipeline import (
-    STEPS, PipelineConfig, TrainPipeline, is_held_out, split_held_out,
-)
+from torchmtcnn.data.splits import is_held_out, is_validation, split_held_out
+from torchmtcnn.train.pipeline import STEPS, PipelineConfig, TrainPipeline
 from torchmtcnn.weights import read_metadata, read_weights
 
 # where the five points sit in a drawn face, as fractions of its box
@@ -70,8 +69,6 @@ def test_held_out_rule_is_a_function_of_the_path_only():
     assert held == [is_held_out(p, 0.1, 0) for p in paths]
     assert held != [is_held_out(p, 0.1, 1) for p in paths]  # the seed changes the set
     # not the train / val split's hash: the two sets are not the same photos
-    from torchmtcnn.data.store import is_validation
-
     assert held != [is_validation(p, 0, 0.1) for p in paths]
 
 
@@ -87,18 +84,16 @@ def _config(sources, **changes):
 def test_train_all_on_generated_photos(tmp_path, monkeypatch):
     spec = f"jsonl:{make_photos(tmp_path / 'photos')}"
     run = tmp_path / "run"
-    from torchmtcnn.cli.data import load_sources
+    from torchmtcnn.data.readers import read_sources
 
-    records = load_sources([spec])
+    records = read_sources([spec])
     # photo paths vary with tmp_path: pick a held-out seed that holds out 2 to 8 of 16
     seed = next(s for s in range(100)
                 if 2 <= len(split_held_out(records, 0.25, s)[1]) <= 8)
     # and a seed of the train / val split that validates on 2 or more training photos
-    from torchmtcnn.data.store import is_validation
-
     train_recs, held_recs = split_held_out(records, 0.25, seed)
     vseed = next(s for s in range(100)
-                 if sum(is_validation(r.image, s, 0.2) for r in train_recs) >= 2)
+                 if sum(is_validation(r, s, 0.2) for r in train_recs) >= 2)
     pipeline = TrainPipeline(_config([spec], holdout_seed=seed, seed=vseed), run, progress=False)
     assert pipeline.run(until="train_pnet") is None
     assert set(pipeline.state["done"]) == {"data_pnet", "train_pnet"}
@@ -106,11 +101,12 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
 
     # held out: exactly the photos of the rule, listed, and in no store
     held = (run / "heldout.txt").read_text().split()
-    assert held == [str(r.image) for r in held_recs] and 0 < len(held) < len(records)
+    assert held == [r.key for r in held_recs] and 0 < len(held) < len(records)
+    assert all(k.startswith("jsonl:") and not k.startswith("jsonl:/") for k in held)
     from torchmtcnn.data.readers import read_annotations
 
     again = read_annotations(run / "heldout.jsonl").records
-    assert [str(r.image) for r in again] == held
+    assert [r.key for r in again] == held
     for a, b in zip(again, held_recs):
         np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
         np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3)
@@ -163,7 +159,7 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
     detector = MTCNN(weights=weights, device="cpu")
     onet = read_weights(run / "onet" / "onet.safetensors")
     assert torch.equal(detector.nets["onet"].cls.weight.cpu(), onet["onet.cls.weight"])
-    faces = detector.detect([cv2.imread(held[0])[..., ::-1].copy()])
+    faces = detector.detect([cv2.imread(str(held_recs[0].image))[..., ::-1].copy()])
     assert len(faces) == 1 and faces[0].boxes.shape[1] == 4
 
     # calibrated on the validation photos (listed): the defaults now mean the chosen
@@ -173,7 +169,7 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
     calibration = state["done"]["calibrate"]
     validation = read_annotations(run / "validation.jsonl").records
     assert [str(r.image) for r in validation] == [
-        str(r.image) for r in train_recs if is_validation(r.image, vseed, 0.2)]
+        str(r.image) for r in train_recs if is_validation(r, vseed, 0.2)]
     assert calibration["photos"] == len(validation) > 0
     assert json.loads(meta["calibration"])["thresholds"] == calibration["thresholds"]
     for net, k in (("rnet", 1), ("onet", 2)):
@@ -207,19 +203,21 @@ def test_cli_data_onet_needs_rnet_weights(tmp_path, capsys):
     assert store.size == 24 and store.meta["stage"] == "rnet" and len(store) > 0
 
 
-def test_heldout_jsonl_keeps_partial_points(tmp_path):
+def test_heldout_jsonl_keeps_partial_points_and_the_split_key(tmp_path):
     from torchmtcnn.data.readers import read_annotations
+    from torchmtcnn.data.readers.jsonl import write_records
     from torchmtcnn.data.records import FaceRecord
-    from torchmtcnn.train.pipeline import write_jsonl
 
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), np.zeros((50, 60, 3), np.uint8))
     points = np.array([[[10, 12], [30, 12], [20, 20], [np.nan, np.nan], [np.nan, np.nan]]])
-    record = FaceRecord(image, [[5, 5, 40, 40]], points)
-    write_jsonl([record], tmp_path / "held.jsonl")
+    record = FaceRecord(image, [[5, 5, 40, 40]], points, key="caltech:x/a.png")
+    assert write_records([record], tmp_path / "held.jsonl") == 1
     (back,) = read_annotations(tmp_path / "held.jsonl").records
     np.testing.assert_allclose(back.landmarks[0, :3], points[0, :3])
     assert np.isnan(back.landmarks[0, 3:]).all()
+    # the photo splits as in its own data set, not by the absolute path written
+    assert back.key == "caltech:x/a.png" and is_held_out(back) == is_held_out("caltech:x/a.png")
 
 
 def _no_boxes(image):

@@ -81,33 +81,13 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
                              "proposals (default 0, as the reference)")
 
 
-def parse_source(spec: str) -> tuple[str | None, str]:
-    """'fmt:path' -> (fmt, path); a spec without a known format prefix -> (None, spec)."""
-    head, sep, tail = spec.partition(":")
-    if sep and head in ("wider", "wider-mat", "sun2013", "mtfl", "caltech", "jsonl"):
-        return head, tail
-    return None, spec
-
-
-def load_sources(specs: list[str]) -> list:
-    """Read every source spec into one list of FaceRecord (readers imported here, lazily)."""
-    from ..data.readers import read_annotations
-
-    records = []
-    for spec in specs:
-        fmt, path = parse_source(spec)
-        found = read_annotations(path, fmt)
-        log.info("%s: %d photos, %d faces, %d problems", spec, len(found.records),
-                 sum(len(r) for r in found.records), len(found.problems))
-        records.extend(found.records)
-    return records
-
-
 def _records_and_config(args: argparse.Namespace, size: int):
     from ..data.samples import SampleConfig
 
     start = time.perf_counter()
-    records = load_sources(args.sources)
+    from ..data.readers import read_sources
+
+    records = read_sources(args.sources)
     if args.max_photos is not None:
         records = records[: args.max_photos]
     read_s = time.perf_counter() - start

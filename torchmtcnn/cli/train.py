@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 from ..errors import MTCNNError
+from ..train.pipeline import STEPS
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ def _add_train_options(parser: argparse.ArgumentParser, per_stage_epochs: bool) 
     g.add_argument("--seed", type=int, default=None, help="(0)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: a GPU if any)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--bf16", action="store_true", default=None,
+                   help="on a CPU, forward passes under bfloat16 autocast (faster with AMX)")
     g.add_argument("--loader-workers", type=int, default=None,
                    help="DataLoader processes (default 0: load in the training process)")
     g.add_argument("--max-steps", type=int, default=None,
@@ -54,6 +57,7 @@ def _train_changes(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
         "schedule": args.schedule, "seed": args.seed, "lowres": args.lowres, "device": args.device,
         "threads": args.threads, "workers": args.loader_workers, "max_steps": args.max_steps,
+        "bf16": args.bf16,
         "milestones": tuple(args.milestones) if args.milestones is not None else None,
     }
     return {k: v for k, v in changes.items() if v is not None}
@@ -75,27 +79,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(func=run_stage, stage=stage)
 
     p = sub.add_parser("all", help="samples, P-Net, mining, R-Net, mining, O-Net, one file")
-    p.add_argument("--sources", nargs="+", required=True, metavar="SPEC",
-                   help="annotation files as FORMAT:PATH (as `mtcnn data pnet`)")
+    p.add_argument("--recipe", type=Path, default=None,
+                   help="TOML file with every setting (docs/training.md); the shipped weights' "
+                        "is torchmtcnn/weights/recipe.toml. Options given here override it")
+    p.add_argument("--data", type=Path, default=None,
+                   help="folder that the sources' relative paths start from")
+    p.add_argument("--sources", nargs="+", default=None, metavar="SPEC",
+                   help="annotation files as FORMAT:PATH (as `mtcnn data pnet`); needed "
+                        "without --recipe")
     p.add_argument("--run-dir", required=True, type=Path, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue a run, skipping done steps")
+    p.add_argument("--until", choices=STEPS, default=None,
+                   help="stop after this step (continue later with --resume)")
     p.add_argument("--workers", type=int, default=None,
                    help="sample-generation processes (default: CPUs)")
-    p.add_argument("--max-photos", type=int, default=None, help="first N photos only")
-    p.add_argument("--holdout-fraction", type=float, default=0.1,
+    p.add_argument("--max-photos", type=int, default=None,
+                   help="first N photos of each source only (smoke runs)")
+    p.add_argument("--holdout-fraction", type=float, default=None,
                    help="share of photos held out for evaluation (default 0.1)")
-    p.add_argument("--holdout-seed", type=int, default=0,
+    p.add_argument("--holdout-seed", type=int, default=None,
                    help="seed of the held-out rule (default 0; keep it to compare runs)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
+    p.add_argument("--val-fraction", type=float, default=None,
                    help="share of training photos for validation (default 0.1)")
-    p.add_argument("--landmark-jitters", type=int, default=20)
-    p.add_argument("--mined-jitters", type=int, nargs=2, default=(0, 0), metavar=("R", "O"),
+    p.add_argument("--landmark-jitters", type=int, default=None, help="(default 20)")
+    p.add_argument("--mined-jitters", type=int, nargs=2, default=None, metavar=("R", "O"),
                    help="crops jittered around each face added to the mined R-Net and O-Net "
                         "proposals (default 0 0, as the reference)")
     p.add_argument("--ratio", nargs=5, action="append", default=[],
                    metavar=("STAGE", "NEG", "POS", "PART", "LANDMARK"),
                    help="mix of a stage's store, e.g. --ratio onet 1 1 1 2 (default 3 1 1 2)")
-    p.add_argument("--max-false-positives", type=float, default=0.05, metavar="F",
+    p.add_argument("--max-false-positives", type=float, default=None, metavar="F",
                    help="calibration budget: false detections per validation photo at the "
                         "default thresholds (default 0.05; a negative value: no calibration)")
     _add_train_options(p, per_stage_epochs=True)
@@ -150,23 +163,50 @@ def _ratios(specs: list[list[str]]) -> dict[str, tuple[float, ...]]:
     return ratios
 
 
-def run_all(args: argparse.Namespace) -> int:
-    from ..train.pipeline import PipelineConfig, TrainPipeline
+def _pipeline_config(args: argparse.Namespace):
+    """The recipe (or the defaults with --sources), with the options given on the command line."""
+    from dataclasses import replace
 
-    config = PipelineConfig(
-        sources=list(args.sources), holdout_fraction=args.holdout_fraction,
-        holdout_seed=args.holdout_seed,
-        val_fraction=args.val_fraction, workers=args.workers, max_photos=args.max_photos,
-        landmark_jitters=args.landmark_jitters, train=_train_changes(args),
-        mined_jitters=dict(zip(("rnet", "onet"), args.mined_jitters)),
-        ratios=_ratios(args.ratio),
-        seed=args.seed if args.seed is not None else 0,
-        epochs=dict(zip(("pnet", "rnet", "onet"), args.epochs)) if args.epochs else {},
-        max_false_positives=args.max_false_positives if args.max_false_positives >= 0 else None,
-    )
-    pipeline = TrainPipeline(config, args.run_dir, resume=args.resume,
+    from ..train.pipeline import PipelineConfig
+    from ..train.recipe import load_recipe
+
+    if args.recipe is not None:
+        config = load_recipe(args.recipe, args.data)
+    elif args.sources:
+        config = PipelineConfig(sources=list(args.sources),
+                                data_root=str(args.data) if args.data else None)
+    else:
+        raise MTCNNError("train all needs --recipe FILE or --sources SPEC...")
+    changes = {
+        "holdout_fraction": args.holdout_fraction, "holdout_seed": args.holdout_seed,
+        "val_fraction": args.val_fraction, "workers": args.workers, "seed": args.seed,
+        "max_photos": args.max_photos, "landmark_jitters": args.landmark_jitters,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if args.recipe is not None and args.sources:
+        changes["sources"] = list(args.sources)
+    if args.mined_jitters is not None:
+        changes["mined_jitters"] = dict(zip(("rnet", "onet"), args.mined_jitters))
+    if args.ratio:
+        changes["ratios"] = {**config.ratios, **_ratios(args.ratio)}
+    if args.epochs:
+        changes["epochs"] = dict(zip(("pnet", "rnet", "onet"), args.epochs))
+    if args.max_false_positives is not None:
+        changes["max_false_positives"] = (args.max_false_positives
+                                          if args.max_false_positives >= 0 else None)
+    train = _train_changes(args)
+    train.pop("seed", None)  # the pipeline's seed seeds every stage
+    if train:
+        changes["train"] = {**config.train, **train}
+    return replace(config, **changes)
+
+
+def run_all(args: argparse.Namespace) -> int:
+    from ..train.pipeline import TrainPipeline
+
+    pipeline = TrainPipeline(_pipeline_config(args), args.run_dir, resume=args.resume,
                              progress=not args.no_progress)
-    weights = pipeline.run()
+    weights = pipeline.run(until=args.until)
     for step, info in pipeline.state["done"].items():
         print(f"{step}: {info.get('seconds', 0):.1f} s")
     print(f"weights: {weights}")
@@ -175,11 +215,11 @@ def run_all(args: argparse.Namespace) -> int:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     from ..train.calibrate import calibrate_file
-    from .data import load_sources
+    from ..data.readers import read_sources
 
     if not args.weights.is_file():
         raise MTCNNError(f"{args.weights}: no such weight file")
-    result = calibrate_file(args.weights, load_sources(args.annotations), args.out,
+    result = calibrate_file(args.weights, read_sources(args.annotations), args.out,
                             max_false_positives=args.max_false_positives, device=args.device,
                             progress=not args.no_progress)
     print(f"{result.photos} photos, {result.faces} faces: thresholds {result.thresholds} "

@@ -36,7 +36,8 @@ from .samples import (
     LABEL_NAMES, RATIO_ORDER, SampleConfig, Samples, as_boxes, face_jitter_boxes,
     label_candidates, pnet_samples, read_rgb,
 )
-from .store import SampleStore, StoreWriter, is_validation
+from .splits import is_validation
+from .store import SampleStore, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +184,12 @@ def mix_indices(labels: np.ndarray, ratio: tuple[float, ...], seed: int) -> np.n
     return np.sort(np.concatenate(chosen))
 
 
-def _finish(raw: Path, out: Path, config: SampleConfig, meta: dict,
+def _finish(raw: Path, out: Path, config: SampleConfig, meta: dict, val_photo: np.ndarray,
             report: BuildReport, chunk: int = 65536) -> None:
-    """Split the raw store by photo, mix each split, write out/train and out/val."""
+    """Split the raw store by photo (val_photo: bool [photos]), mix each split, write out/train
+    and out/val."""
     store = SampleStore(raw)
     photos = store.meta["photos"]
-    val_photo = np.array([is_validation(p, config.seed, config.val_fraction) for p in photos],
-                         bool)
     labels = np.asarray(store.labels)
     is_val = val_photo[np.asarray(store.photos)] if len(store) else np.zeros(0, bool)
     for split, mask in (("train", ~is_val), ("val", is_val)):
@@ -215,7 +215,9 @@ def _build(records: list[FaceRecord], out: str | Path, config: SampleConfig,
         for samples in iter_photo_samples(records, config, propose, report, progress):
             writer.append(samples)
     report.raw_counts = SampleStore(raw).counts
-    _finish(raw, out, config, {**meta, "failed_photos": report.failed}, report)
+    val_photo = np.array([is_validation(r, config.seed, config.val_fraction) for r in records],
+                         bool)
+    _finish(raw, out, config, {**meta, "failed_photos": report.failed}, val_photo, report)
     shutil.rmtree(raw)
     report.seconds = time.perf_counter() - start
     log.info("%s samples in %s: %s (%d photos, %d unreadable, %.1f s)", stage, out,

@@ -25,6 +25,10 @@ class FaceRecord:
             "invalid", faces too small to annotate reliably...).
         attributes: per-face int arrays [N] from the source (WIDER blur, occlusion, pose...).
         source: where the record came from, "file:line", for error messages.
+        key: the photo as its annotation file names it, prefixed with the reader's format
+            (``"sun2013:net_7876/000001.jpg"``), '/'-separated: what the held-out and
+            validation splits hash (:mod:`torchmtcnn.data.splits`), so that they do not
+            depend on the folder the data set lies in. Empty for records built in code.
     """
 
     image: Path
@@ -33,6 +37,7 @@ class FaceRecord:
     ignore: np.ndarray | None = None
     attributes: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = ""
+    key: str = ""
 
     def __post_init__(self) -> None:
         self.image = Path(self.image)

@@ -20,13 +20,12 @@ Writing is incremental (StoreWriter appends batches straight to the files and fi
 incomplete). Reading (SampleStore) maps the files with ``np.load(mmap_mode="r")``: opening is
 instant and sample i costs one O(1) lookup per file.
 
-The train / validation split is by photo: ``is_validation(path, seed, fraction)`` hashes the
-photo path with the seed, so one photo is always on one side, whatever the order of photos.
+The train / validation split is by photo (``splits.is_validation``: a hash of the photo's key
+and the seed), so one photo is always on one side, whatever the order or folder of the photos.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -55,16 +54,6 @@ _HEADER_BYTES = 128  # fixed .npy (version 1.0) header, rewritten with the final
 
 class StoreError(MTCNNError, ValueError):
     """A sample store is missing, incomplete or inconsistent (names the folder)."""
-
-
-def is_validation(photo: str | Path, seed: int, fraction: float) -> bool:
-    """Whether a photo goes to the validation split: a function of its path and the seed only.
-
-    The first 8 bytes of sha256(f"{seed}:{path}") read as a number in [0, 1) are compared with
-    the fraction.
-    """
-    digest = hashlib.sha256(f"{seed}:{Path(photo).as_posix()}".encode()).digest()
-    return struct.unpack(">Q", digest[:8])[0] / 2.0**64 < fraction
 
 
 class _NpyAppender:

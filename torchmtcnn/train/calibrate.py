@@ -175,9 +175,3 @@ def calibrate_file(weights: str | Path, records: Sequence[FaceRecord], out: str 
              result.before[1], result.false_positives)
     return result
 
-
-def validation_records(records: Sequence[FaceRecord], seed: int, fraction: float) -> list[FaceRecord]:
-    """The records whose photos the sample stores put in validation (store.is_validation)."""
-    from ..data.store import is_validation
-
-    return [r for r in records if is_validation(r.image, seed, fraction)]

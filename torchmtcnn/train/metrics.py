@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -48,7 +49,7 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device, thresho
     """Metrics of ``model`` over every batch of ``loader`` (see the module docstring)."""
     was_training = model.training
     model.eval()
-    no_ohem = LossWeights(weights.cls, weights.box, weights.landmark, ohem_ratio=1.0)
+    no_ohem = replace(weights, ohem_ratio=1.0)
     sums = dict.fromkeys(("cls", "box", "landmark", "correct", "face_true", "box_abs",
                           "point_dist"), 0.0)
     counts = dict.fromkeys(("cls", "box", "landmark", "positives"), 0)

@@ -16,35 +16,33 @@ the finished ones, and a training step that was cut off continues from its last 
    find the most validation faces within ``max_false_positives`` per photo
    (``train.calibrate``; the validation photos' annotations go to ``validation.jsonl``).
 
-Held-out photos: a photo is held out for evaluation when the first 64 bits of
-sha256(f"holdout:{holdout_seed}:{path}") read as a number in [0, 1) fall below
-``holdout_fraction`` (default 0.1, seed 0). The rule depends on the photo path alone, so it
-is the same in every run and for any order of sources, and it is independent of the
-train / validation split of the sample stores (which hashes f"{seed}:{path}"). Held-out
-photos are never used for samples, training or validation. Their list is written to
-``heldout.txt`` and their annotations to ``heldout.jsonl`` (the package's JSON-lines
-format, absolute image paths) for ``mtcnn eval``.
+Held-out photos: a photo is held out for evaluation by the hash of its key (the data set's
+name and the photo as the annotation file names it; ``torchmtcnn.data.splits``), below
+``holdout_fraction`` (default 0.1, seed 0). It is the same in every run, for any order of the
+sources and any folder they lie in, and independent of the train / validation split of the
+stores. Held-out photos are never used for samples, training or validation. Their keys are
+written to ``heldout.txt`` and their annotations to ``heldout.jsonl`` (the package's
+JSON-lines format, absolute image paths, keys kept) for ``mtcnn eval``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import struct
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .. import __version__
-from ..data.records import LANDMARK_NAMES, FaceRecord
+from ..data.records import FaceRecord
+from ..data.readers import parse_source, read_sources
+from ..data.readers.jsonl import write_records
 from ..data.samples import SampleConfig
+from ..data.splits import split_held_out
 from ..errors import MTCNNError
 from ..weights import read_weights, save_weights
-from .config import stage_config
+from .config import STAGES, stage_config
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -54,35 +52,40 @@ STEPS = ("data_pnet", "train_pnet", "data_rnet", "train_rnet", "data_onet", "tra
 COMBINED_NAME = "mtcnn.safetensors"
 
 
-def is_held_out(photo: str | Path, fraction: float = 0.1, seed: int = 0) -> bool:
-    """Whether a photo is kept out of training for evaluation (see the module docstring)."""
-    digest = hashlib.sha256(f"holdout:{seed}:{Path(photo).as_posix()}".encode()).digest()
-    return struct.unpack(">Q", digest[:8])[0] / 2.0**64 < fraction
+@dataclass
+class SourceSpec:
+    """One annotation source of `train all`.
 
+    Attributes:
+        spec: ``"FORMAT:PATH"`` (as ``mtcnn data pnet --sources``); a relative PATH is taken
+            against ``PipelineConfig.data_root`` when that is set.
+        include: only the photos whose name in the annotation file starts with this
+            (``"lfw_5590/"``); empty: all.
+        stages: the stages whose sample stores use the source (default all three).
+        negatives: False for photos that hold unannotated faces (face crops such as MTFL's):
+            they give positives, parts and landmarks, never negatives, are not held out for
+            the face evaluation and do not calibrate.
+    """
 
-def split_held_out(records: list[FaceRecord], fraction: float, seed: int
-                   ) -> tuple[list[FaceRecord], list[FaceRecord]]:
-    """(training records, held-out records), each in the input order."""
-    held = [is_held_out(r.image, fraction, seed) for r in records]
-    return ([r for r, h in zip(records, held) if not h], [r for r, h in zip(records, held) if h])
+    spec: str
+    include: str = ""
+    stages: tuple[str, ...] = STAGES
+    negatives: bool = True
 
+    def __post_init__(self) -> None:
+        self.stages = tuple(self.stages)
+        unknown = set(self.stages) - set(STAGES)
+        if unknown or not self.stages:
+            raise MTCNNError(f"source {self.spec}: stages must be some of {STAGES}, got "
+                             f"{list(self.stages)}")
 
-def write_jsonl(records: list[FaceRecord], path: Path) -> None:
-    """Records in the package's JSON-lines annotation format (absolute image paths)."""
-    with open(path, "w") as f:
-        for r in records:
-            faces = []
-            for i, box in enumerate(r.boxes):
-                face: dict[str, Any] = {"box": [round(float(v), 3) for v in box]}
-                if r.landmarks is not None and np.isfinite(r.landmarks[i]).any():
-                    # points that are NaN (Caltech has no mouth corners) are left out
-                    face["keypoints"] = {n: [round(float(p[0]), 3), round(float(p[1]), 3)]
-                                         for n, p in zip(LANDMARK_NAMES, r.landmarks[i])
-                                         if np.isfinite(p).all()}
-                if r.ignore[i]:
-                    face["ignore"] = True
-                faces.append(face)
-            f.write(json.dumps({"image": str(Path(r.image).resolve()), "faces": faces}) + "\n")
+    def portable(self) -> str:
+        """The spec without a machine's folders: a relative path as given, an absolute one as
+        its last folder and file name (for the weights' metadata)."""
+        fmt, path = parse_source(self.spec)
+        if Path(path).is_absolute():
+            path = Path(*Path(path).parts[-2:]).as_posix()
+        return f"{fmt}:{path}" if fmt else path
 
 
 @dataclass
@@ -90,7 +93,9 @@ class PipelineConfig:
     """Settings of `train all`.
 
     Attributes:
-        sources: annotation specs "fmt:path" (as `mtcnn data pnet --sources`).
+        sources: the annotation sources: SourceSpec, or "fmt:path" strings (all stages).
+        data_root: folder that relative source paths start from (None: the working folder).
+        name / version: the combined weight file's name and version (metadata).
         holdout_fraction / holdout_seed: the held-out rule (module docstring).
         seed: seed of the samples, the train / val split and the training.
         val_fraction: share of the training photos whose samples validate.
@@ -101,16 +106,21 @@ class PipelineConfig:
         ratios: negatives : positives : parts : landmarks kept per stage ({"onet": (1, 1, 1,
             2)}); stages not named keep SampleConfig's 3 : 1 : 1 : 2. A strong R-Net proposes
             few non-faces, so the O-Net mix can run out of negatives first.
-        max_photos: use only the first N photos of the joined sources (smoke runs).
+        max_photos: use only the first N photos of each source (smoke runs).
         epochs: epochs per stage ({"pnet": 30, ...}); missing stages keep the defaults.
         train: TrainConfig fields for every stage (batch_size, optimizer, lr, threads...).
         stage_train: TrainConfig fields per stage, over ``train``.
         mining_min_face: min_face_size of the cascade that proposes R-Net / O-Net crops.
         max_false_positives: the calibration's budget of false detections per validation
             photo (None: no calibration).
+        recipe_text: the recipe file this configuration was read from (train.recipe), kept
+            in the weights' metadata.
     """
 
-    sources: list[str]
+    sources: list[SourceSpec | str]
+    data_root: str | None = None
+    name: str | None = None
+    version: str | None = None
     holdout_fraction: float = 0.1
     holdout_seed: int = 0
     seed: int = 0
@@ -125,6 +135,11 @@ class PipelineConfig:
     stage_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     mining_min_face: float = 20.0
     max_false_positives: float | None = 0.05
+    recipe_text: str = ""
+
+    def __post_init__(self) -> None:
+        self.sources = [SourceSpec(s) if isinstance(s, str) else
+                        SourceSpec(**s) if isinstance(s, dict) else s for s in self.sources]
 
 
 class TrainPipeline:
@@ -142,7 +157,7 @@ class TrainPipeline:
                              "to continue it, or choose another --run-dir")
         self.state: dict[str, Any] = (json.loads(self.state_path.read_text())
                                       if self.state_path.is_file() else {"done": {}})
-        self._records: tuple[list[FaceRecord], list[FaceRecord]] | None = None
+        self._sources: list[tuple[SourceSpec, list[FaceRecord]]] | None = None
 
     # --- state ------------------------------------------------------------------------------
 
@@ -161,33 +176,49 @@ class TrainPipeline:
 
     # --- inputs -----------------------------------------------------------------------------
 
-    def records(self) -> list[FaceRecord]:
-        """The training photos' records (held-out ones removed; the lists written once)."""
-        if self._records is None:
-            from ..cli.data import load_sources
+    def _read(self) -> list[tuple[SourceSpec, list[FaceRecord]]]:
+        """Each source with its training records (held-out photos removed; the held-out lists
+        are written once)."""
+        if self._sources is None:
+            c = self.config
+            read = []
+            for source in c.sources:
+                records = [r for r in read_sources([source.spec], c.data_root)
+                           if r.key.partition(":")[2].startswith(source.include)]
+                read.append((source, records[: c.max_photos]))
+            if not any(records for _, records in read):
+                raise MTCNNError(f"no photos in the sources {[s.spec for s in c.sources]}")
+            self._sources, held_keys, held_photos = [], [], []
+            for source, records in read:
+                train, held = split_held_out(records, c.holdout_fraction, c.holdout_seed)
+                self._sources.append((source, train))
+                held_keys += [r.key or str(r.image) for r in held]
+                held_photos += held if source.negatives else []
+            (self.run_dir / "heldout.txt").write_text("".join(f"{k}\n" for k in held_keys))
+            write_records(held_photos, self.run_dir / "heldout.jsonl")
+            log.info("%d photos: %d for training, %d held out (%s)",
+                     sum(len(r) for _, r in read), sum(len(r) for _, r in self._sources),
+                     len(held_keys), self.run_dir / "heldout.txt")
+        return self._sources
 
-            records = load_sources(self.config.sources)
-            if self.config.max_photos is not None:
-                records = records[: self.config.max_photos]
-            if not records:
-                raise MTCNNError(f"no photos in the sources {self.config.sources}")
-            train, held = split_held_out(records, self.config.holdout_fraction,
-                                         self.config.holdout_seed)
-            (self.run_dir / "heldout.txt").write_text("".join(f"{r.image}\n" for r in held))
-            write_jsonl(held, self.run_dir / "heldout.jsonl")
-            log.info("%d photos: %d for training, %d held out (%s)", len(records), len(train),
-                     len(held), self.run_dir / "heldout.txt")
-            self._records = (train, held)
-        return self._records[0]
+    def records(self, stage: str | None = None, negatives: bool | None = None
+                ) -> list[FaceRecord]:
+        """The training photos of the sources a stage uses (None: every source), optionally
+        only those of sources with (or without) negatives."""
+        return [r for source, records in self._read()
+                if (stage is None or stage in source.stages)
+                and (negatives is None or source.negatives == negatives) for r in records]
 
-    def sample_config(self, size: int) -> SampleConfig:
+    def sample_config(self, size: int, negatives: bool = True) -> SampleConfig:
         c = self.config
         stage = {12: "pnet", 24: "rnet", 48: "onet"}.get(size, "")
-        ratio = {"ratio": tuple(float(r) for r in c.ratios[stage])} if stage in c.ratios else {}
-        return SampleConfig(size=size, seed=c.seed, workers=c.workers,
+        ratio = tuple(float(r) for r in c.ratios.get(stage, SampleConfig.ratio))
+        if not negatives:
+            ratio = (0.0, *ratio[1:])
+        return SampleConfig(size=size, seed=c.seed, workers=c.workers, ratio=ratio,
                             val_fraction=c.val_fraction,
                             landmark_jitters_per_face=c.landmark_jitters,
-                            mined_jitters_per_face=c.mined_jitters.get(stage, 0), **ratio)
+                            mined_jitters_per_face=c.mined_jitters.get(stage, 0))
 
     def train_config(self, stage: str):
         c = self.config
@@ -199,23 +230,42 @@ class TrainPipeline:
     # --- steps ------------------------------------------------------------------------------
 
     def _data(self, stage: str) -> dict[str, Any]:
+        """The stage's store: built per kind of source (with and without negatives, each mixed
+        by its own ratio) and merged when there are both."""
         from ..data.mining import CascadeProposer
         from ..data.pipeline import build_mined_store, build_pnet_store
+        from ..data.store import merge_stores
 
         out = self.run_dir / "data" / stage
-        if stage == "pnet":
-            report = build_pnet_store(self.records(), out, self.sample_config(12),
-                                      sources=self.config.sources, progress=self.progress)
-        else:
-            until, weights, size = (("pnet", self.run_dir / "pnet" / "pnet.safetensors", 24)
-                                    if stage == "rnet" else
-                                    ("rnet", self.run_dir / "pnet_rnet.safetensors", 48))
+        size = {"pnet": 12, "rnet": 24, "onet": 48}[stage]
+        proposer = None
+        if stage != "pnet":
+            until, weights = (("pnet", self.run_dir / "pnet" / "pnet.safetensors")
+                              if stage == "rnet" else ("rnet", self.run_dir / "pnet_rnet.safetensors"))
             proposer = CascadeProposer(str(weights), until, min_face_size=self.config.mining_min_face)
-            report = build_mined_store(self.records(), proposer, size, out,
-                                       self.sample_config(size), sources=self.config.sources,
-                                       progress=self.progress)
-        return {"counts": report.counts, "photos": report.photos,
-                "unreadable": len(report.failed)}
+        groups = [(negatives, records) for negatives in (True, False)
+                  if (records := self.records(stage, negatives))]
+        sources = [s.portable() for s in self.config.sources if stage in s.stages]
+        parts, info = [], {"counts": {}, "photos": 0, "unreadable": 0}
+        for negatives, records in groups:
+            part = out if len(groups) == 1 else self.run_dir / "data" / f"{stage}_{len(parts)}"
+            config = self.sample_config(size, negatives)
+            report = (build_pnet_store(records, part, config, sources=sources,
+                                       progress=self.progress) if proposer is None else
+                      build_mined_store(records, proposer, size, part, config, sources=sources,
+                                        progress=self.progress))
+            parts.append(part)
+            info["photos"] += report.photos
+            info["unreadable"] += len(report.failed)
+            info["counts"][f"part{len(parts)}" if len(groups) > 1 else "all"] = report.counts
+        if len(parts) > 1:
+            import shutil
+
+            for split in ("train", "val"):
+                merge_stores([p / split for p in parts], out / split)
+            for part in parts:
+                shutil.rmtree(part)
+        return info
 
     def _train(self, stage: str) -> dict[str, Any]:
         trainer = Trainer(self.train_config(stage), self.run_dir / "data" / stage,
@@ -235,10 +285,10 @@ class TrainPipeline:
         for stage in ("pnet", "rnet", "onet"):
             tensors.update(read_weights(self.run_dir / stage / f"{stage}.safetensors"))
         recipe = {
-            "sources": self.config.sources,
+            "sources": [asdict(s) | {"spec": s.portable()} for s in self.config.sources],
             "holdout": {"fraction": self.config.holdout_fraction,
                         "seed": self.config.holdout_seed,
-                        "rule": "sha256('holdout:{seed}:{path}')[:8] / 2**64 < fraction"},
+                        "rule": "sha256('holdout:{seed}:{key}')[:8] / 2**64 < fraction"},
             "samples": {"landmark_jitters": self.config.landmark_jitters,
                         "mined_jitters": self.config.mined_jitters,
                         "ratios": self.config.ratios},
@@ -246,17 +296,20 @@ class TrainPipeline:
             "seconds": {k: v.get("seconds") for k, v in self.state["done"].items()},
         }
         save_weights(tensors, self.weights_path, {
-            "name": f"torchmtcnn-{self.run_dir.name}", "version": __version__,
-            "recipe": json.dumps(recipe)})
+            "name": self.config.name or f"torchmtcnn-{self.run_dir.name}",
+            "version": self.config.version or __version__, "recipe": json.dumps(recipe),
+            **({"recipe_file": self.config.recipe_text} if self.config.recipe_text else {})})
         return {"weights": str(self.weights_path)}
 
     def _calibrate(self) -> dict[str, Any]:
-        from .calibrate import calibrate_file, validation_records
+        from ..data.splits import validation_records
+        from .calibrate import calibrate_file
 
         if self.config.max_false_positives is None:
             return {"skipped": True}
-        records = validation_records(self.records(), self.config.seed, self.config.val_fraction)
-        write_jsonl(records, self.run_dir / "validation.jsonl")
+        records = validation_records(self.records(negatives=True), self.config.seed,
+                                     self.config.val_fraction)
+        write_records(records, self.run_dir / "validation.jsonl")
         if not records:
             log.warning("no validation photos (--val-fraction %s): weights left uncalibrated",
                         self.config.val_fraction)

@@ -24,7 +24,9 @@ __all__ = [
     "box_from_landmarks",
     "box_from_points",
     "guess_format",
+    "parse_source",
     "read_annotations",
+    "read_sources",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,7 +117,7 @@ def read_annotations(
     if not path.is_file():
         raise AnnotationError(f"{path}: annotation file not found")
     root = Path(images_root) if images_root is not None else default_images_root(path, fmt)
-    ctx = ReadContext(path=path, images_root=root, check_images=check_images)
+    ctx = ReadContext(path=path, images_root=root, check_images=check_images, fmt=fmt)
     start = time.perf_counter()
     records = _READERS[fmt](ctx)
     ctx.problems.sort(key=_line_key)  # file order (readers check images after parsing)
@@ -128,3 +130,26 @@ def read_annotations(
     if validate:
         result.raise_on_problems()
     return result
+
+
+def parse_source(spec: str) -> tuple[str | None, str]:
+    """A source spec ``"FORMAT:PATH"`` -> (format, path); a spec without a known format prefix
+    (``"C:/x/wider.txt"``, a plain path) -> (None, spec): the format is guessed from the name."""
+    head, sep, tail = spec.partition(":")
+    if sep and head in _READERS:
+        return head, tail
+    return None, spec
+
+
+def read_sources(specs: list[str], root: str | Path | None = None) -> list[FaceRecord]:
+    """Read every source spec (``"FORMAT:PATH"`` or ``PATH``; relative paths against ``root``
+    when given) into one list of records, in order. Problems are logged, not raised."""
+    records: list[FaceRecord] = []
+    for spec in specs:
+        fmt, path = parse_source(spec)
+        full = Path(root) / path if root is not None and not Path(path).is_absolute() else Path(path)
+        found = read_annotations(full, fmt)
+        logger.info("%s: %d photos, %d faces, %d problems", spec, len(found.records),
+                    found.num_faces, len(found.problems))
+        records.extend(found.records)
+    return records

@@ -118,6 +118,7 @@ class ReadContext:
     images_root: Path
     check_images: bool = True
     problems: list[Problem] = field(default_factory=list)
+    fmt: str = ""
 
     def where(self, loc: int | str) -> str:
         """``"file:loc"``, loc a 1-based line number or a label."""
@@ -128,6 +129,12 @@ class ReadContext:
         problem = Problem(self.where(loc), message, kind)
         logger.debug("%s", problem)
         self.problems.append(problem)
+
+    def key(self, name: str) -> str:
+        """The split key of the photo the file calls ``name``: ``"fmt:name"``, '/'-separated
+        (:attr:`FaceRecord.key`); WIDER's text and .mat files name a photo alike."""
+        fmt = "wider" if self.fmt == "wider-mat" else self.fmt
+        return f"{fmt}:{name.strip().replace(chr(92), '/')}"
 
     def resolve(self, name: str) -> Path:
         """Image path of ``name`` (``\\`` taken as ``/``) against the images root."""
@@ -229,6 +236,7 @@ def make_record(
     ignore: np.ndarray | None = None,
     attributes: dict[str, np.ndarray] | None = None,
     derived_boxes: bool = False,
+    key: str = "",
 ) -> FaceRecord | None:
     """Check the faces of one photo, drop the bad ones, and build its record.
 
@@ -242,6 +250,7 @@ def make_record(
         derived_boxes: the boxes were estimated from the points, so they are not checked
             against the image (a face at the border legitimately reaches past it); the
             points are.
+        key: the photo's split key (:meth:`ReadContext.key`).
 
     Returns:
         The record, or None when the photo had faces and every one was skipped (reported).
@@ -306,4 +315,5 @@ def make_record(
         ignore=None if ignore is None else np.asarray(ignore, dtype=bool)[keep],
         attributes={k: np.asarray(v)[keep] for k, v in (attributes or {}).items()},
         source=ctx.where(loc),
+        key=key,
     )

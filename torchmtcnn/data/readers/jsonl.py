@@ -4,7 +4,12 @@
      "faces": [{"box": [x1, y1, x2, y2],
                 "keypoints": {"left_eye": [x, y], ...},     # optional, names of LANDMARK_NAMES
                 "ignore": false,                             # optional
-                "attributes": {"occlusion": 1}}]}            # optional, int values
+                "attributes": {"occlusion": 1}}],            # optional, int values
+     "key": "sun2013:net_7876/x.jpg"}                 # optional: the photo's split key
+
+``key`` (:attr:`FaceRecord.key`) is kept when a file lists photos of another data set (the
+held-out photos of ``train all``), so that they split as their own data set does; without it
+the key is ``"jsonl:" + image``.
 
 ``"faces": []`` is a photo without faces. Keypoints not given are NaN; when no face of the
 file has keypoints, ``landmarks`` is None. A face attribute missing on some faces is -1.
@@ -13,6 +18,9 @@ file has keypoints, ``landmarks`` is None. A face attribute missing on some face
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +114,7 @@ def read_jsonl(ctx: ReadContext) -> list[FaceRecord]:
         record = make_record(
             ctx, image, size, line_no, boxes, [line_no] * n, landmarks=landmarks,
             ignore=np.array([p[2] for p in parsed], dtype=bool), attributes=attributes,
+            key=obj["key"] if isinstance(obj.get("key"), str) else ctx.key(obj["image"]),
         )
         if record is not None:
             records.append(record)
@@ -114,3 +123,32 @@ def read_jsonl(ctx: ReadContext) -> list[FaceRecord]:
             if r.landmarks is None:
                 r.landmarks = np.full((len(r), 5, 2), np.nan, dtype=np.float32)
     return records
+
+
+def record_to_json(record: FaceRecord, image: str | None = None) -> dict[str, Any]:
+    """One photo as a line of this format (coordinates rounded to 1/1000 px; points that are
+    NaN, such as Caltech's mouth corners, left out); ``image`` defaults to the absolute path."""
+    faces = []
+    for i, box in enumerate(record.boxes):
+        face: dict[str, Any] = {"box": [round(float(v), 3) for v in box]}
+        if record.landmarks is not None and np.isfinite(record.landmarks[i]).any():
+            face["keypoints"] = {n: [round(float(p[0]), 3), round(float(p[1]), 3)]
+                                 for n, p in zip(LANDMARK_NAMES, record.landmarks[i])
+                                 if np.isfinite(p).all()}
+        if record.ignore[i]:
+            face["ignore"] = True
+        faces.append(face)
+    line: dict[str, Any] = {"image": image or str(Path(record.image).resolve()), "faces": faces}
+    if record.key:
+        line["key"] = record.key
+    return line
+
+
+def write_records(records: Iterable[FaceRecord], path: str | Path) -> int:
+    """Write records in this format (absolute image paths, split keys kept); returns the count."""
+    n = 0
+    with open(path, "w") as f:
+        for record in records:
+            f.write(json.dumps(record_to_json(record)) + "\n")
+            n += 1
+    return n

@@ -1,12 +1,12 @@
 """Landmark sets: Sun 2013 lists, MTFL crops and Caltech 10,000 Web Faces.
 
-- ``sun2013``: ``path left right top bottom x1 y1 ... x5 y5``, one face a line, box given
-  in the order left, right, top, bottom (box = left, top, right, bottom).
-- ``mtfl``: ``path x1 .. x5 y1 .. y5`` in pixels of 80x80 face crops; box estimated from
-  the points by the rule of :mod:`.boxrule`.
+- ``sun2013``: ``path left right top bottom x1 y1 ... x5 y5``, one face a line. The list's
+  own box (brows to chin) is not the standard face box: the box comes from the points by the
+  rule of :mod:`.boxrule`, as for the others.
+- ``mtfl``: ``path x1 .. x5 y1 .. y5`` in pixels of 80x80 face crops; box from the points.
 - ``caltech``: ``file lx ly rx ry nx ny mx my`` (eyes, nose, mouth centre), one face a line,
-  lines grouped by photo; box from the points by the same rule; the mouth corners are
-  unknown and stored as NaN.
+  lines grouped by photo; box from the points; the mouth corners are unknown and stored as
+  NaN.
 
 All use the viewer's left: the left eye is the one with the smaller x.
 """
@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from torchmtcnn.data.records import FaceRecord
-from torchmtcnn.data.readers._common import PARSE, ReadContext, make_record, parse_floats, read_lines
+from torchmtcnn.data.readers._common import (
+    BAD_BOX, PARSE, ReadContext, make_record, parse_floats, read_lines,
+)
 from torchmtcnn.data.readers.boxrule import box_from_landmarks, box_from_points
 
 
@@ -43,16 +45,21 @@ def _parse_lines(ctx: ReadContext, ntokens: int, what: str) -> list[tuple[int, s
 
 
 def read_sun2013(ctx: ReadContext) -> list[FaceRecord]:
-    """One record per line: box [1, 4] and landmarks [1, 5, 2]."""
+    """One record per line: landmarks [1, 5, 2] and the standard box from them [1, 4]."""
     records = []
     for line_no, name, v in _parse_lines(ctx, 15, "path left right top bottom x1 y1 ... x5 y5"):
+        if v[1] <= v[0] or v[3] <= v[2]:  # unused, but a broken box means a broken line
+            ctx.report(line_no, BAD_BOX, f"box left {v[0]:g} right {v[1]:g} top {v[2]:g} "
+                       f"bottom {v[3]:g} has no area; line skipped")
+            continue
         image = ctx.resolve(name)
         ok, size = ctx.image_size(image, line_no)
         if not ok:
             continue
-        box = np.array([[v[0], v[2], v[1], v[3]]])
+        points = v[4:14].reshape(1, 5, 2)
         record = make_record(
-            ctx, image, size, line_no, box, [line_no], landmarks=v[4:14].reshape(1, 5, 2)
+            ctx, image, size, line_no, box_from_landmarks(points), [line_no], landmarks=points,
+            derived_boxes=True, key=ctx.key(name),
         )
         if record is not None:
             records.append(record)
@@ -70,7 +77,7 @@ def read_mtfl(ctx: ReadContext) -> list[FaceRecord]:
         points = np.stack([v[:5], v[5:]], axis=1).reshape(1, 5, 2)
         record = make_record(
             ctx, image, size, line_no, box_from_landmarks(points), [line_no],
-            landmarks=points, derived_boxes=True,
+            landmarks=points, derived_boxes=True, key=ctx.key(name),
         )
         if record is not None:
             records.append(record)
@@ -94,51 +101,16 @@ def read_caltech(ctx: ReadContext) -> list[FaceRecord]:
         if not ok:
             continue
         v = np.stack([f[1] for f in faces]).reshape(-1, 4, 2)
-        boxes = box_from_points(v[:, 0], v[:, 1], v[:, 3])
+        boxes = box_from_points(v[:, 0], v[:, 1], v[:, 2], v[:, 3])
         landmarks = np.full((len(v), 5, 2), np.nan)
         landmarks[:, :3] = v[:, :3]
         record = make_record(
             ctx, image, size, first, boxes, [f[0] for f in faces],
-            landmarks=landmarks, derived_boxes=True,
+            landmarks=landmarks, derived_boxes=True, key=ctx.key(name),
         )
         if record is not None:
             records.append(record)
     return records
-
-
-def boxes_from_a_rescaled_copy(records: list[FaceRecord], references: list[FaceRecord],
-                               max_residual: float = 0.5) -> tuple[list[FaceRecord], list[str]]:
-    """Give one-face records (MTFL's 80x80 crops) the box of the same face in a reference
-    record of the same picture at another scale and offset (the Sun 2013 list, whose
-    ``lfw_5590`` photos MTFL shrank to 80x80).
-
-    Pictures are matched by their last folder and file name (``lfw_5590/Aaron_Eckhart_0001.jpg``).
-    Per pair, the scale s and offset t with points = s * reference points + t are fitted to
-    the five points by least squares; the box becomes s * reference box + t. A record without
-    a reference, or whose fit misses a point by more than ``max_residual`` px, is left out.
-
-    Returns (records with mapped boxes, one line per record left out).
-    """
-    by_name = {(r.image.parent.name, r.image.name): r for r in references if len(r) == 1}
-    mapped, skipped = [], []
-    for rec in records:
-        ref = by_name.get((rec.image.parent.name, rec.image.name))
-        if len(rec) != 1 or rec.landmarks is None or ref is None or ref.landmarks is None:
-            skipped.append(f"{rec.source or rec.image}: no one-face reference with points")
-            continue
-        src, dst = ref.landmarks[0].astype(np.float64), rec.landmarks[0].astype(np.float64)
-        a = np.zeros((10, 3))
-        a[:5, 0], a[:5, 1], a[5:, 0], a[5:, 2] = src[:, 0], 1, src[:, 1], 1
-        b = np.concatenate([dst[:, 0], dst[:, 1]])
-        fit, *_ = np.linalg.lstsq(a, b, rcond=None)
-        residual = float(np.abs(a @ fit - b).max())
-        if not np.isfinite(residual) or residual > max_residual:
-            skipped.append(f"{rec.source or rec.image}: points fit the reference only within {residual:.2f} px")
-            continue
-        s, tx, ty = fit
-        box = ref.boxes[0].astype(np.float64) * s + np.array([tx, ty, tx, ty])
-        mapped.append(FaceRecord(rec.image, box[None], rec.landmarks, rec.ignore, dict(rec.attributes), rec.source))
-    return mapped, skipped
 
 
 def default_images_root(path: Path, fmt: str) -> Path:

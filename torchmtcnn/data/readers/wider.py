@@ -131,7 +131,7 @@ def read_wider_txt(ctx: ReadContext) -> list[FaceRecord]:
         attributes = {lab: arr[:, 4 + j].astype(np.int32) for j, lab in enumerate(LABELS)}
         record = make_record(
             ctx, image, size, name_line, boxes, list(locs),
-            ignore=attributes["invalid"] != 0, attributes=attributes,
+            ignore=attributes["invalid"] != 0, attributes=attributes, key=ctx.key(name),
         )
         if record is not None:
             records.append(record)
@@ -217,7 +217,7 @@ def read_wider_mat(ctx: ReadContext) -> list[FaceRecord]:
                 continue
             record = make_record(
                 ctx, image, size, loc, boxes, [f"{loc}#{k + 1}" for k in range(n)],
-                ignore=ignore, attributes=attributes,
+                ignore=ignore, attributes=attributes, key=ctx.key(f"{event}/{name}.jpg"),
             )
             if record is not None:
                 records.append(record)
