@@ -123,3 +123,39 @@ def test_missing_kinds_give_zero_not_nan_and_backward_works():
     empty = mtcnn_loss((torch.zeros(0, 2), torch.zeros(0, 4), torch.zeros(0, 10)),
                        torch.zeros(0, dtype=torch.long), torch.zeros(0, 4), torch.zeros(0, 5, 2))
     assert empty.total.item() == 0.0
+
+
+def test_wing_loss_against_hand_computed_values():
+    from torchmtcnn.train.losses import wing
+
+    w, eps = 0.15, 0.03
+    c = w - w * math.log(1 + w / eps)
+    x = torch.tensor([0.0, 0.01, -0.03, 0.1499, 0.15, -0.4], dtype=torch.float64)
+    expected = [0.0, w * math.log(1 + 0.01 / eps), w * math.log(2.0),
+                w * math.log(1 + 0.1499 / eps), 0.15 - c, 0.4 - c]
+    assert wing(x, w, eps).tolist() == pytest.approx(expected, rel=1e-12)
+    # continuous at |x| = w, and steeper than squared error for small errors
+    assert w - c == pytest.approx(w * math.log(1 + w / eps), rel=1e-12)
+    small = torch.tensor([0.02], requires_grad=True)
+    wing(small, w, eps).sum().backward()
+    assert small.grad.item() == pytest.approx(w / (eps + 0.02), rel=1e-5)  # 3.0, not 2 x = 0.04
+
+
+def test_landmark_loss_picks_the_wing_loss():
+    labels = torch.tensor([-2, -2, 1])
+    points = torch.full((3, 5, 2), 0.5)
+    pred = landmark_targets(points) + torch.tensor([[0.02] * 10, [-0.3] + [0.0] * 9, [1.0] * 10])
+    weights = LossWeights(landmark_loss="wing", wing_w=0.15, wing_eps=0.03)
+    loss, n = landmark_loss(pred, points, labels, weights)
+    c = 0.15 - 0.15 * math.log(1 + 0.15 / 0.03)
+    expected = (10 * 0.15 * math.log(1 + 0.02 / 0.03) + (0.3 - c)) / 2  # summed, mean of 2
+    assert n == 2 and loss.item() == pytest.approx(expected, rel=1e-5)
+    l2 = landmark_loss(pred, points, labels)[0].item()
+    assert l2 == pytest.approx((10 * 0.02**2 + 0.3**2) / 2, rel=1e-5)
+    parts = mtcnn_loss((torch.zeros(3, 2), torch.zeros(3, 4), pred), labels, torch.zeros(3, 4),
+                       points, LossWeights(cls=0, box=0, landmark=2.0, landmark_loss="wing"))
+    assert parts.total.item() == pytest.approx(2 * expected, rel=1e-5)
+    with pytest.raises(ValueError, match="landmark_loss must be one of"):
+        LossWeights(landmark_loss="l1")
+    with pytest.raises(ValueError, match="wing_w and wing_eps must be positive"):
+        LossWeights(landmark_loss="wing", wing_eps=0)
