@@ -1,11 +1,23 @@
-"""Compare weight files on held-out photos: face AP, recall and false positives per image at
-the default thresholds, and landmark error on held-out Sun 2013 faces and MTFL's AFLW crops.
+"""Compare weight files on photos they were not trained on, in one run.
 
-    python benchmarks/compare_weights.py --heldout RUN/heldout.jsonl \
-        --weights ours=RUN/mtcnn.safetensors --weights original=original --out /tmp/compare
+    python benchmarks/compare_weights.py --recipe torchmtcnn/weights/recipe.toml \
+        --weights original=original --weights 0.6.0=OLD.safetensors \
+        --weights shipped=torchmtcnn/weights/torchmtcnn-caltech-sun2013.safetensors
 
-Predictions are cached in --out (pred-NAME-SET.jsonl), so a second run only re-evaluates.
-Prints one Markdown table for the README.
+- **Held-out photos**: the photos the recipe holds out (``torchmtcnn.data.splits``; the list
+  ships as torchmtcnn/weights/heldout.txt), every face with the standard box of
+  ``boxrule`` (forehead to chin, as WIDER FACE and the original MTCNN draw it). Face AP at
+  IoU 0.5, recall and false positives per photo at each file's default thresholds.
+- **Box IoU with the original**: median IoU of each file's box with the original weights' box
+  on the held-out faces that both found.
+- **Landmark NME** (mean point distance over the eye distance) on the Sun 2013 test list's
+  ``net_7876`` photos (the standard test split, never trained or tuned on) and on MTFL's AFLW
+  crops, over the faces that **every** compared file found (and each file's own misses).
+- **Recall by face size and by turn** on the held-out faces: the standard box's height, and
+  the nose's offset from the eyes' midpoint along the eye line, in eye distances.
+
+Predictions are cached in --out (pred-NAME-SET.jsonl): a second run only re-evaluates.
+Prints Markdown tables for the README and the model card.
 """
 
 from __future__ import annotations
@@ -19,10 +31,17 @@ import torch
 
 from torchmtcnn import MTCNN
 from torchmtcnn.data.readers import read_annotations
-from torchmtcnn.evaluate import evaluate_faces, evaluate_landmarks, read_predictions, run_detector
+from torchmtcnn.evaluate import evaluate_faces, read_predictions, run_detector
+from torchmtcnn.evaluate.faces import pair_predictions
+from torchmtcnn.evaluate.landmarks import match_faces, nme
 from torchmtcnn.train.calibrate import found_and_false
+from torchmtcnn.train.pipeline import held_out_photos, read_split_sources
+from torchmtcnn.train.recipe import load_recipe
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RECIPE = Path(__file__).resolve().parents[1] / "torchmtcnn" / "weights" / "recipe.toml"
+HEIGHTS = (0, 40, 80, 160, np.inf)  # px of the standard box's height
+TURNS = (0, 0.15, 0.3, np.inf)  # the nose's offset from the eyes' midpoint, in eye distances
 
 
 def predictions(name: str, weights: str, set_name: str, records, out: Path):
@@ -35,53 +54,128 @@ def predictions(name: str, weights: str, set_name: str, records, out: Path):
     return read_predictions(cached)
 
 
-def by_image(preds):
-    return {str(Path(p.image).resolve()): p for p in preds}
+def face_matches(records, preds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Over every non-ignored face of the records, in order: found (bool [F]), the matched
+    box ([F, 4], NaN when missed) and points ([F, 5, 2], NaN when missed or absent)."""
+    paired, _, _ = pair_predictions(records, preds)
+    found, boxes, points = [], [], []
+    for rec, pred in zip(records, paired):
+        keep = ~rec.ignore
+        pb = np.zeros((0, 4)) if pred is None else np.asarray(pred.boxes, np.float64).reshape(-1, 4)
+        pl = None if pred is None or pred.landmarks is None else np.asarray(pred.landmarks, np.float64)
+        match = match_faces(rec.boxes.astype(np.float64), pb)[keep]
+        found.append(match >= 0)
+        box = np.full((len(match), 4), np.nan)
+        box[match >= 0] = pb[match[match >= 0]]
+        pts = np.full((len(match), 5, 2), np.nan)
+        if pl is not None:
+            pts[match >= 0] = pl[match[match >= 0]]
+        boxes.append(box)
+        points.append(pts)
+    return np.concatenate(found), np.concatenate(boxes), np.concatenate(points)
 
 
-def recall_and_false_positives(records, preds) -> tuple[float, float]:
-    """At the detector's own thresholds: recall at IoU 0.5, false positives per image."""
-    lookup = by_image(preds)
-    boxes, scores = [], []
+def row_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    wh = np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None)
+    inter = wh[:, 0] * wh[:, 1]
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def face_table(records) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per non-ignored face: standard box height, turn (the nose's offset from the eyes'
+    midpoint along the eye line, in eye distances; NaN without points) and true points."""
+    heights, turns, points = [], [], []
     for rec in records:
-        pred = lookup.get(str(Path(rec.image).resolve()))
-        boxes.append(np.zeros((0, 4)) if pred is None else np.asarray(pred.boxes).reshape(-1, 4))
-        scores.append(np.ones(len(boxes[-1])))
-    ((found, false_pos),) = found_and_false(records, boxes, scores, [0.0])
-    faces = sum(int((~rec.ignore).sum()) for rec in records)
-    return found / max(faces, 1), false_pos / max(len(records), 1)
+        keep = ~rec.ignore
+        b = rec.boxes[keep].astype(np.float64)
+        heights.append(b[:, 3] - b[:, 1])
+        lm = (rec.landmarks[keep].astype(np.float64) if rec.landmarks is not None
+              else np.full((keep.sum(), 5, 2), np.nan))
+        points.append(lm)
+        # the nose's offset from the eyes' midpoint along the eye line, in eye distances
+        eye_line = lm[:, 1] - lm[:, 0]
+        de = np.linalg.norm(eye_line, axis=1)
+        offset = lm[:, 2] - (lm[:, 0] + lm[:, 1]) / 2
+        turns.append(np.abs((offset * eye_line).sum(1)) / de**2)
+    return np.concatenate(heights), np.concatenate(turns), np.concatenate(points)
+
+
+def binned(values: np.ndarray, edges, found: np.ndarray) -> list[str]:
+    cells = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (values >= lo) & (values < hi)
+        cells.append(f"{found[inside].mean():.3f} ({inside.sum()})" if inside.any() else "-")
+    return cells
+
+
+def landmark_nme(records, found_by: dict[str, np.ndarray], points: dict[str, np.ndarray]):
+    """{name: (NME on faces all found, faces all found, own misses, faces)}."""
+    _, _, truth = face_table(records)
+    usable = np.isfinite(truth).all((1, 2))
+    common = usable & np.logical_and.reduce(list(found_by.values()))
+    return {name: (float(np.nanmean(nme(points[name][common], truth[common]))), int(common.sum()),
+                   int((usable & ~found_by[name]).sum()), int(usable.sum())) for name in found_by}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--heldout", required=True, type=Path, help="heldout.jsonl of a `mtcnn train all` run")
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="recipe whose held-out photos to use")
+    parser.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--weights", action="append", required=True, help="NAME=PATH (or NAME=original)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/compare_weights"))
-    parser.add_argument("--aflw-limit", type=int, default=None, help="first N AFLW crops only")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is safest on a shared machine)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    heldout = read_annotations(args.heldout, "jsonl").records
-    sun = [r for r in heldout if "sun2013" in str(r.image) and r.landmarks is not None
-           and np.isfinite(r.landmarks).all()]
-    aflw = read_annotations(SHARED / "mtfl" / "new_testing.txt", "mtfl").records[: args.aflw_limit]
-    print(f"held-out photos: {len(heldout)} ({sum(len(r) for r in heldout)} faces), of which Sun 2013 with "
-          f"5 points: {len(sun)}; AFLW crops: {len(aflw)}")
-    rows = []
+    heldout = held_out_photos(read_split_sources(load_recipe(args.recipe, args.data)))
+    sun_test = [r for r in read_annotations(args.data / "sun2013" / "testImageList.txt").records
+                if r.key.startswith("sun2013:net_7876/")]
+    aflw = read_annotations(args.data / "mtfl" / "new_testing.txt").records
+    print(f"held-out photos: {len(heldout)} ({sum(int((~r.ignore).sum()) for r in heldout)} faces); "
+          f"Sun 2013 test photos: {len(sun_test)}; AFLW crops: {len(aflw)}")
+    names = [spec.partition("=")[0] for spec in args.weights]
+    found, boxes, points, rows = {}, {}, {}, {}
+    sets = {"heldout": heldout, "sun2013test": sun_test, "aflw": aflw}
     for spec in args.weights:
         name, _, weights = spec.partition("=")
-        preds = predictions(name, weights, "heldout", heldout, args.out)
-        faces = evaluate_faces(heldout, preds)
-        recall, fppi = recall_and_false_positives(heldout, preds)
-        sun_lm = evaluate_landmarks(sun, preds)
-        aflw_lm = evaluate_landmarks(aflw, predictions(name, weights, "aflw", aflw, args.out))
-        rows.append((name, faces.ap, recall, fppi, sun_lm, aflw_lm))
-    print("\n| weights | face AP (IoU 0.5) | recall | false positives / image | Sun 2013 held-out: NME % (missed) | AFLW: NME % (missed) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, ap, recall, fppi, sun_lm, aflw_lm in rows:
-        print(f"| {name} | {ap:.4f} | {recall:.4f} | {fppi:.3f} | {100 * sun_lm.mean_nme:.2f} "
-              f"({sun_lm.num_missed}/{sun_lm.num_faces}) | {100 * aflw_lm.mean_nme:.2f} ({aflw_lm.num_missed}/{aflw_lm.num_faces}) |")
+        preds = {k: predictions(name, weights, k, recs, args.out) for k, recs in sets.items()}
+        for k, recs in sets.items():
+            found[name, k], boxes[name, k], points[name, k] = face_matches(recs, preds[k])
+        ap = evaluate_faces(heldout, preds["heldout"]).ap
+        pb = {str(Path(p.image).resolve()): np.asarray(p.boxes).reshape(-1, 4) for p in preds["heldout"]}
+        b = [pb.get(str(Path(r.image).resolve()), np.zeros((0, 4))) for r in heldout]
+        ((n_found, n_false),) = found_and_false(heldout, b, [np.ones(len(x)) for x in b], [0.0])
+        rows[name] = (ap, found[name, "heldout"].mean(), n_false / len(heldout))
+    reference = "original" if "original" in names else names[0]
+    sun_nme = landmark_nme(sun_test, {n: found[n, "sun2013test"] for n in names},
+                           {n: points[n, "sun2013test"] for n in names})
+    aflw_nme = landmark_nme(aflw, {n: found[n, "aflw"] for n in names},
+                            {n: points[n, "aflw"] for n in names})
+    print(f"\n| weights | face AP (IoU 0.5) | recall | false positives / photo | box IoU with the {reference} (median) "
+          "| Sun 2013 test NME % (missed) | AFLW NME % (missed) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in names:
+        ap, recall, fppi = rows[name]
+        both = found[name, "heldout"] & found[reference, "heldout"]
+        iou = row_iou(boxes[name, "heldout"][both], boxes[reference, "heldout"][both])
+        box = "-" if name == reference else f"{np.median(iou):.3f} ({both.sum()})"
+        s, a = sun_nme[name], aflw_nme[name]
+        print(f"| {name} | {ap:.4f} | {recall:.4f} | {fppi:.3f} | {box} | {100 * s[0]:.2f} ({s[2]}/{s[3]}) "
+              f"| {100 * a[0]:.2f} ({a[2]}/{a[3]}) |")
+    print(f"\nNME over the faces every file found: {sun_nme[names[0]][1]} Sun 2013 test faces, "
+          f"{aflw_nme[names[0]][1]} AFLW crops.")
+    heights, turns, _ = face_table(heldout)
+    print("\nRecall on the held-out faces by the height of their standard box (faces in brackets):\n")
+    print("| weights | " + " | ".join(f"{lo:g}-{hi:g} px" for lo, hi in zip(HEIGHTS[:-1], HEIGHTS[1:])) + " |")
+    print("| --- |" + " ---: |" * (len(HEIGHTS) - 1))
+    for name in names:
+        print(f"| {name} | " + " | ".join(binned(heights, HEIGHTS, found[name, "heldout"])) + " |")
+    print("\nRecall by turn (the nose's offset from the eyes' midpoint, in eye distances):\n")
+    print("| weights | " + " | ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(TURNS[:-1], TURNS[1:])) + " |")
+    print("| --- |" + " ---: |" * (len(TURNS) - 1))
+    for name in names:
+        print(f"| {name} | " + " | ".join(binned(turns, TURNS, found[name, "heldout"])) + " |")
 
 
 if __name__ == "__main__":

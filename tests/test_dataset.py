@@ -118,6 +118,36 @@ def test_low_resolution_blurs_the_crop_and_keeps_the_targets(store):
         Augment(lowres_prob=1.5)
 
 
+def test_dim_light_by_hand_and_in_the_dataset(store):
+    from torchmtcnn.data.dataset import dim_light
+
+    grey = np.array([[[0.0, 63.75, 255.0]]], np.float32)
+    rng = np.random.default_rng(0)
+    # gamma 2 turns a quarter grey into a sixteenth, half the light halves it; no noise
+    np.testing.assert_allclose(dim_light(grey, 2.0, 0.5, 0.0, rng), [[[0.0, 255 / 32, 127.5]]],
+                               rtol=1e-6)
+    noisy = dim_light(np.full((48, 48, 3), 100.0, np.float32), 1.0, 1.0, 4.0, rng)
+    assert 3.0 < noisy.std() < 5.0 and abs(noisy.mean() - 100) < 0.5
+    torch.manual_seed(0)
+    plain = SampleDataset(store)
+    no_colour = dict(flip_prob=0, brightness=0, contrast=0, saturation=0)
+    dim = SampleDataset(store, Augment(**no_colour, dim_prob=1.0))
+    blur = SampleDataset(store, Augment(**no_colour, blur_prob=1.0))
+    for i in range(6):
+        a, d, b = plain[i], dim[i], blur[i]
+        for other in (d, b):  # targets never change
+            torch.testing.assert_close(other["box"], a["box"])
+            torch.testing.assert_close(other["landmarks"], a["landmarks"])
+        assert d["image"].mean() < a["image"].mean()  # darker
+        assert (b["image"] - a["image"]).abs().mean() > 0  # blurred
+    with pytest.raises(ValueError, match="dim_prob must be in"):
+        Augment(dim_prob=2)
+    with pytest.raises(ValueError, match="blur must be a share"):
+        from torchmtcnn.train.config import stage_config
+
+        stage_config("onet", blur=-0.1)
+
+
 def test_dataloader_with_workers(store):
     data = SampleDataset(store, Augment())
     loader = DataLoader(data, batch_size=4, num_workers=2, shuffle=True)

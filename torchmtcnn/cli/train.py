@@ -40,6 +40,10 @@ def _add_train_options(parser: argparse.ArgumentParser, per_stage_epochs: bool) 
     g.add_argument("--lowres", type=float, default=None, metavar="P",
                    help="share of samples whose crop is replaced by a low-resolution copy, as "
                         "small faces look (default 0)")
+    g.add_argument("--dim", type=float, default=None, metavar="P",
+                   help="share of samples shown in dim light (default 0)")
+    g.add_argument("--blur", type=float, default=None, metavar="P",
+                   help="share of samples blurred (default 0)")
     g.add_argument("--seed", type=int, default=None, help="(0)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: a GPU if any)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -56,6 +60,7 @@ def _train_changes(args: argparse.Namespace) -> dict:
     changes = {
         "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
         "schedule": args.schedule, "seed": args.seed, "lowres": args.lowres, "device": args.device,
+        "dim": args.dim, "blur": args.blur,
         "threads": args.threads, "workers": args.loader_workers, "max_steps": args.max_steps,
         "bf16": args.bf16,
         "milestones": tuple(args.milestones) if args.milestones is not None else None,

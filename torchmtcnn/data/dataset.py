@@ -12,7 +12,10 @@ image, the box targets ((dx1, dy1, dx2, dy2) -> (-dx2, dy1, -dx1, dy2)) and the 
 1 - x, left / right eye and mouth corners swapped); colour jitter: brightness, contrast and
 saturation each scaled by a factor uniform in [1 - a, 1 + a]; with probability lowres_prob, a
 low-resolution copy: the crop shrunk to a side uniform in [lowres_min * S, S] and enlarged
-back, as a small face looks once the cascade has enlarged its crop to S (the labels hold).
+back, as a small face looks once the cascade has enlarged its crop to S (the labels hold);
+with probability dim_prob, dim light (:func:`dim_light`: darker mid-tones, less light, sensor
+noise), as faces in a dark room or an audience look; with probability blur_prob, a Gaussian
+blur of sigma uniform in [0.3, 1.2] crop pixels (motion, focus).
 
 Randomness: a numpy Generator seeded from ``seed`` and torch's per-worker seed
 (torch.initial_seed(), which the DataLoader sets differently in each worker and epoch); set
@@ -49,11 +52,16 @@ class Augment:
     saturation: float = 0.2
     lowres_prob: float = 0.0
     lowres_min: float = 0.3
+    dim_prob: float = 0.0
+    blur_prob: float = 0.0
 
     def __post_init__(self) -> None:
         if not (0 <= self.lowres_prob <= 1 and 0 < self.lowres_min <= 1):
             raise ValueError(f"lowres_prob must be in [0, 1] and lowres_min in (0, 1], got "
                              f"{self.lowres_prob!r} and {self.lowres_min!r}")
+        for name in ("dim_prob", "blur_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
 
 
 def low_resolution(image: np.ndarray, side: int) -> np.ndarray:
@@ -64,6 +72,17 @@ def low_resolution(image: np.ndarray, side: int) -> np.ndarray:
         return image
     small = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def dim_light(image: np.ndarray, gamma: float, light: float, noise: float,
+              rng: np.random.Generator) -> np.ndarray:
+    """float32 [S, S, 3] in [0, 255] -> the same scene in dim light: mid-tones darkened by a
+    gamma (>= 1), the light scaled by ``light`` (<= 1), and Gaussian noise of sigma ``noise``
+    grey levels; clipped to [0, 255]."""
+    out = 255.0 * (np.clip(image, 0, 255) / 255.0) ** gamma * light
+    if noise > 0:
+        out = out + rng.normal(0.0, noise, out.shape)
+    return np.clip(out, 0, 255).astype(np.float32)
 
 
 def normalize(images: np.ndarray) -> torch.Tensor:
@@ -158,6 +177,11 @@ class SampleDataset(Dataset):
                 side = int(round(image.shape[0] * rng.uniform(aug.lowres_min, 1.0)))
                 image = low_resolution(np.ascontiguousarray(image), max(side, 2))
             image = color_jitter(image, rng, aug)
+            if aug.dim_prob > 0 and rng.random() < aug.dim_prob:
+                image = dim_light(image, rng.uniform(1.0, 2.2), rng.uniform(0.4, 1.0),
+                                  rng.uniform(0.0, 4.0), rng)
+            if aug.blur_prob > 0 and rng.random() < aug.blur_prob:
+                image = cv2.GaussianBlur(np.ascontiguousarray(image), (0, 0), rng.uniform(0.3, 1.2))
         return {
             "image": normalize(image),
             "label": torch.tensor(label, dtype=torch.int64),

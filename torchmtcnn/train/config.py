@@ -41,6 +41,8 @@ class TrainConfig:
         augment: flip and colour jitter of the training samples.
         lowres: share of training samples whose crop is replaced by a low-resolution copy
             (shrunk to 30-100 % of its side and enlarged back, as a small face looks), 0 for none.
+        dim: share of training samples shown in dim light (data.dataset.dim_light), 0 for none.
+        blur: share of training samples blurred (Gaussian, sigma 0.3-1.2 crop pixels).
         device: "cpu", "cuda"... or None for a GPU when there is one (AMP on a GPU).
         bf16: on a CPU, run the forward pass under bfloat16 autocast (weights, gradients and
             the loss stay float32); faster where the CPU has bf16 instructions.
@@ -64,6 +66,8 @@ class TrainConfig:
     workers: int = 0
     augment: bool = True
     lowres: float = 0.0
+    dim: float = 0.0
+    blur: float = 0.0
     device: str | None = None
     bf16: bool = False
     threads: int | None = None
@@ -76,8 +80,9 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.schedule not in ("step", "cosine", "constant"):
             raise ValueError(f"schedule must be step, cosine or constant, got {self.schedule!r}")
-        if not 0 <= self.lowres <= 1:
-            raise ValueError(f"lowres must be a share in [0, 1], got {self.lowres!r}")
+        for name in ("lowres", "dim", "blur"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be a share in [0, 1], got {getattr(self, name)!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
         if isinstance(self.loss, dict):

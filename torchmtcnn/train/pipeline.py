@@ -142,6 +142,28 @@ class PipelineConfig:
                         SourceSpec(**s) if isinstance(s, dict) else s for s in self.sources]
 
 
+def read_split_sources(config: PipelineConfig
+                       ) -> list[tuple[SourceSpec, list[FaceRecord], list[FaceRecord]]]:
+    """Each source of a configuration with its (training, held-out) records: the photos its
+    ``include`` keeps, the first ``max_photos``, split by the held-out rule."""
+    split = []
+    for source in config.sources:
+        records = [r for r in read_sources([source.spec], config.data_root)
+                   if r.key.partition(":")[2].startswith(source.include)][: config.max_photos]
+        split.append((source, *split_held_out(records, config.holdout_fraction,
+                                              config.holdout_seed)))
+    if not any(train or held for _, train, held in split):
+        raise MTCNNError(f"no photos in the sources {[s.spec for s in config.sources]}")
+    return split
+
+
+def held_out_photos(split: list[tuple[SourceSpec, list[FaceRecord], list[FaceRecord]]]
+                    ) -> list[FaceRecord]:
+    """The held-out photos that evaluate face detection: those of sources with negatives
+    (face crops hold unannotated faces)."""
+    return [r for source, _, held in split if source.negatives for r in held]
+
+
 class TrainPipeline:
     """Run (or resume) the steps of `train all` in ``run_dir``."""
 
@@ -177,28 +199,17 @@ class TrainPipeline:
     # --- inputs -----------------------------------------------------------------------------
 
     def _read(self) -> list[tuple[SourceSpec, list[FaceRecord]]]:
-        """Each source with its training records (held-out photos removed; the held-out lists
-        are written once)."""
+        """Each source with its training records (the held-out lists are written once)."""
         if self._sources is None:
-            c = self.config
-            read = []
-            for source in c.sources:
-                records = [r for r in read_sources([source.spec], c.data_root)
-                           if r.key.partition(":")[2].startswith(source.include)]
-                read.append((source, records[: c.max_photos]))
-            if not any(records for _, records in read):
-                raise MTCNNError(f"no photos in the sources {[s.spec for s in c.sources]}")
-            self._sources, held_keys, held_photos = [], [], []
-            for source, records in read:
-                train, held = split_held_out(records, c.holdout_fraction, c.holdout_seed)
-                self._sources.append((source, train))
-                held_keys += [r.key or str(r.image) for r in held]
-                held_photos += held if source.negatives else []
+            split = read_split_sources(self.config)
+            self._sources = [(source, train) for source, train, _ in split]
+            held_keys = [r.key or str(r.image) for _, _, held in split for r in held]
             (self.run_dir / "heldout.txt").write_text("".join(f"{k}\n" for k in held_keys))
-            write_records(held_photos, self.run_dir / "heldout.jsonl")
+            write_records(held_out_photos(split), self.run_dir / "heldout.jsonl")
             log.info("%d photos: %d for training, %d held out (%s)",
-                     sum(len(r) for _, r in read), sum(len(r) for _, r in self._sources),
-                     len(held_keys), self.run_dir / "heldout.txt")
+                     sum(len(t) + len(h) for _, t, h in split),
+                     sum(len(t) for _, t, _ in split), len(held_keys),
+                     self.run_dir / "heldout.txt")
         return self._sources
 
     def records(self, stage: str | None = None, negatives: bool | None = None

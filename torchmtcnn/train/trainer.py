@@ -170,8 +170,9 @@ class Trainer:
                              f"{config.stage} needs {config.size} px")
         if len(train_store) == 0:
             raise StoreError(f"{train_store.path}: the training store is empty")
-        self.train_set = SampleDataset(train_store, Augment(lowres_prob=config.lowres) if config.augment else None,
-                                       seed=config.seed)
+        augment = Augment(lowres_prob=config.lowres, dim_prob=config.dim,
+                          blur_prob=config.blur) if config.augment else None
+        self.train_set = SampleDataset(train_store, augment, seed=config.seed)
         val_path = self.store / "val"
         self.val_set = SampleDataset(SampleStore(val_path)) if (val_path / "meta.json").is_file() \
             else None
