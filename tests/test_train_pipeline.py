@@ -151,6 +151,9 @@ def test_train_all_on_generated_photos(tmp_path, monkeypatch):
     assert meta["name"] == "torchmtcnn-run" and meta["version"]
     recipe = json.loads(meta["recipe"])
     assert recipe["holdout"]["fraction"] == 0.25 and recipe["stages"]["onet"]["epochs"] == 1
+    # no machine's folders in the metadata: the source is named by its last folder and file
+    assert str(tmp_path) not in json.dumps(meta)
+    assert [s["spec"] for s in recipe["sources"]] == ["jsonl:photos/faces.jsonl"]
     assert recipe["stages"]["onet"]["lowres"] == 0.25
     assert recipe["samples"] == {"landmark_jitters": 4, "mined_jitters": {"rnet": 0, "onet": 2},
                                  "ratios": {"onet": [1.0, 1.0, 1.0, 2.0]}}
