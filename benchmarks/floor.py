@@ -76,7 +76,8 @@ def main() -> None:
     networks = sum(networks_alone(detector, image, args.repeats)[0].values())
 
     h, w = image.shape[:2]
-    sizes = [(math.ceil(w * s), math.ceil(h * s)) for s in pyramid_scales(h, w, 20.0, 0.709)]
+    scales = pyramid_scales(h, w, detector.config.min_face_size, detector.config.factor)
+    sizes = [(math.ceil(w * s), math.ceil(h * s)) for s in scales]
     pyramid = median_ms(lambda: opencv_map(lambda size: cv2.resize(image, size, interpolation=cv2.INTER_AREA), sizes),
                         args.repeats)
     crops = recorded_crops(detector, image)

@@ -46,7 +46,11 @@ MAX_LEVEL_PIXELS = 4_000_000
 
 @dataclass(frozen=True)
 class CascadeConfig:
-    """Detection settings; the defaults are the original MTCNN's."""
+    """Detection settings; the defaults are the original MTCNN's.
+
+    This is the one home of the detection defaults: ``MTCNN()``, the command line, the HTTP
+    service, mining and the ONNX export's metadata all read them from here (``DEFAULTS``).
+    """
 
     min_face_size: float = 20.0
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
@@ -63,6 +67,24 @@ class CascadeConfig:
             raise ValueError(f"thresholds must be three probabilities in [0, 1], got {self.thresholds!r}")
         if not (0 < self.factor < 1):
             raise ValueError(f"factor must be between 0 and 1 (exclusive), got {self.factor!r}")
+
+
+DEFAULTS = CascadeConfig()
+
+
+def parse_thresholds(text: str) -> tuple[float, float, float]:
+    """'0.6,0.7,0.7' -> (0.6, 0.7, 0.7): the thresholds as the command line and the HTTP
+    service take them. ValueError with the reason for anything else (NaN included)."""
+    example = ",".join(f"{t:g}" for t in DEFAULTS.thresholds)
+    message = (f"thresholds must be three numbers in [0, 1] (three comma-separated values like "
+               f"{example}), got {text!r}")
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise ValueError(message) from None
+    if len(values) != 3 or not all(0 <= v <= 1 for v in values):  # NaN fails too
+        raise ValueError(message)
+    return values  # type: ignore[return-value]
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 
 from .backends import TorchBackend
 from .boxes import clip_boxes
-from .cascade import Cascade, CascadeConfig
+from .cascade import DEFAULTS, Cascade, CascadeConfig
 from .data.records import LANDMARK_NAMES
 from .errors import ImageError, MTCNNError
 from .images import ImageInput, load
@@ -84,6 +84,7 @@ class MTCNN:
         min_face_size: smallest face to find, in pixels (default 20, the original's).
         thresholds: face-probability thresholds of P-Net, R-Net and O-Net (0.6, 0.7, 0.7).
         factor: scale step of the image pyramid (0.709, about 1/sqrt(2)).
+            The defaults are ``CascadeConfig``'s (``cascade.DEFAULTS``).
         device: "cpu", "cuda", "cuda:1"... or None for a GPU when there is one.
         weights: None (the package's weights, else the imported original ones), "original",
             or the path of a weight file.
@@ -96,9 +97,9 @@ class MTCNN:
 
     def __init__(
         self,
-        min_face_size: float = 20,
-        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-        factor: float = 0.709,
+        min_face_size: float = DEFAULTS.min_face_size,
+        thresholds: Sequence[float] = DEFAULTS.thresholds,
+        factor: float = DEFAULTS.factor,
         device: str | torch.device | None = None,
         weights: str | Path | None = None,
         backend: str = "torch",

@@ -30,13 +30,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .cascade import DEFAULTS
 from .errors import MissingExtraError, MTCNNError
 from .nets import INPUT_SIZE, build_nets, face_probability
 
 DEFAULT_OPSET = 17
 NET_NAMES = ("pnet", "rnet", "onet")
 INPUT_NAME = "image"
-DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
 LANDMARK_ORDER = "left_eye,right_eye,nose,mouth_left,mouth_right"
 
 
@@ -97,10 +97,10 @@ def metadata(
         "output_shapes": json.dumps({o: shapes[o] for o in outs}),
         "prob": "face probability: softmax of the two logits, class 1 (in the graph)",
         "box": "box regression: offsets of x1, y1, x2, y2 in units of the window's width and height",
-        "threshold": str(DEFAULT_THRESHOLDS[NET_NAMES.index(name)]),
-        "thresholds": ",".join(str(t) for t in DEFAULT_THRESHOLDS),
-        "min_face_size": "20",
-        "pyramid_factor": "0.709",
+        "threshold": str(DEFAULTS.thresholds[NET_NAMES.index(name)]),
+        "thresholds": ",".join(str(t) for t in DEFAULTS.thresholds),
+        "min_face_size": f"{DEFAULTS.min_face_size:g}",
+        "pyramid_factor": str(DEFAULTS.factor),
         "weights_name": weights_name,
         "weights_version": weights_version,
         "weights_sha256": weights_sha256,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MTCNNError
+from .common import add_detector_options, build_detector
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("eval_out"),
                    help="folder for plots, the summary and --run predictions (eval_out)")
     p.add_argument("--no-plot", action="store_true", help="write no PNG plot")
-    run = p.add_argument_group("running the detector (--run)")
+    run = add_detector_options(p, "running the detector (--run)", device="cpu", thresholds_nargs="+")
     run.add_argument("--run", action="store_true",
                      help="run MTCNN over the images first and evaluate its predictions too")
     run.add_argument("--run-name", default="mtcnn", help="name of that run in the table")
-    run.add_argument("--weights", default=None, help="weight file (the packaged ones if omitted)")
-    run.add_argument("--min-face-size", type=float, default=20)
-    run.add_argument("--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7),
-                     metavar=("P", "R", "O"))
-    run.add_argument("--device", default="cpu")
-    run.add_argument("--batch-size", type=int, default=8)
     run.add_argument("--save-pred", type=Path, default=None,
                      help="JSON-lines file for the run's predictions (OUT/pred-NAME.jsonl)")
 
@@ -85,10 +80,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def make_detector(args: argparse.Namespace) -> Any:
     """The detector --run uses (a function, so tests can put a fake one in its place)."""
-    from .. import MTCNN  # the detector is imported only when asked for
-
-    return MTCNN(weights=args.weights, min_face_size=args.min_face_size,
-                 thresholds=tuple(args.thresholds), device=args.device)
+    return build_detector(args)
 
 
 def _pred_sets(args: argparse.Namespace, images: list[str]) -> dict[str, list]:

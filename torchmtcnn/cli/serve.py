@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import MTCNNError
 from ..serve.settings import Settings
-from .common import _positive, _thresholds
+from .common import _positive, _thresholds, thresholds_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--min-face-size", type=_positive, default=d.min_face_size,
                    help=f"default smallest face in pixels (default {d.min_face_size:g})")
     g.add_argument("--thresholds", type=_thresholds, default=d.thresholds,
-                   help="default P-Net,R-Net,O-Net thresholds (default 0.6,0.7,0.7)")
+                   help=f"default P-Net,R-Net,O-Net thresholds (default {thresholds_text(d.thresholds)})")
     p.set_defaults(func=run)
 
 

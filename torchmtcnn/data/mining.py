@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..backends import TorchBackend
-from ..cascade import Cascade, CascadeConfig
+from ..cascade import DEFAULTS, Cascade, CascadeConfig
 from ..nets import build_nets
 from ..weights import load_into, read_weights
 
@@ -32,7 +32,7 @@ class CascadeProposer:
 
     weights: str
     until: str = "pnet"
-    min_face_size: float = 20.0
+    min_face_size: float = DEFAULTS.min_face_size
     thresholds: tuple[float, float, float] = MINING_THRESHOLDS
     device: str = "cpu"
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .. import __version__
+from .. import __version__, cascade
 from ..errors import ImageError, MissingExtraError
 from ..images import load
 from .settings import Settings
@@ -93,14 +93,10 @@ def rss_bytes() -> int:
 
 def parse_thresholds(text: str) -> tuple[float, float, float]:
     """'0.6,0.7,0.7' -> (0.6, 0.7, 0.7); HTTPException 422 with the reason on anything else."""
-    message = f"thresholds must be three comma-separated numbers in [0, 1] like 0.6,0.7,0.7, got {text!r}"
     try:
-        values = tuple(float(v) for v in text.replace(" ", "").split(","))
-    except ValueError:
-        raise HTTPException(422, message) from None
-    if len(values) != 3 or not all(0 <= v <= 1 for v in values):  # NaN fails too
-        raise HTTPException(422, message)
-    return values  # type: ignore[return-value]
+        return cascade.parse_thresholds(text)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def check_header(data: bytes, max_pixels: int) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..cascade import DEFAULTS
+
 
 @dataclass
 class Settings:
@@ -19,7 +21,7 @@ class Settings:
     device: "cpu", "cuda", "cuda:1"... or None for a GPU when there is one.
     min_face_size: default smallest face in pixels (a request may ask for another).
     thresholds: default P-Net, R-Net, O-Net thresholds (a request may ask for others).
-    factor: pyramid scale step.
+    factor: pyramid scale step. These three default to ``CascadeConfig``'s.
     workers: detection threads; requests beyond them wait in a queue.
     max_queue: requests waiting or running at once; more are refused with 503 (0: no bound).
     torch_threads: intra-op threads of torch (None: leave torch's setting).
@@ -31,9 +33,9 @@ class Settings:
     max_pixels: int = 40_000_000
     weights: str | None = None
     device: str | None = None
-    min_face_size: float = 20.0
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
-    factor: float = 0.709
+    min_face_size: float = DEFAULTS.min_face_size
+    thresholds: tuple[float, float, float] = DEFAULTS.thresholds
+    factor: float = DEFAULTS.factor
     workers: int = 2
     max_queue: int = 64
     torch_threads: int | None = None
