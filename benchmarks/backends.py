@@ -110,12 +110,10 @@ def build_variants(weights: str | None, models: dict[str, dict]) -> dict[str, tu
     """name -> (detector, torch threads)."""
     variants: dict[str, tuple[MTCNN, int]] = {}
 
+    base = MTCNN(weights=weights, device="cpu")
+
     def det(backend=None) -> MTCNN:
-        d = MTCNN(weights=weights, device="cpu")
-        if backend is not None:
-            d.cascade = Cascade(backend, d.config)
-            d.backend_name = "onnxruntime"
-        return d
+        return base.with_config(backend=backend)
 
     variants["torch, 2 threads"] = (det(), 2)
     variants["torch, 1 thread"] = (det(), 1)

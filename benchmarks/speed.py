@@ -64,11 +64,7 @@ def networks_alone(detector: MTCNN, image: np.ndarray, repeats: int) -> tuple[di
     """ms of each network on exactly the inputs the cascade gave it, and those inputs' sizes."""
     backend = detector.cascade.backend
     recorder = Recorder(backend)
-    detector.cascade.backend = recorder
-    try:
-        detector.detect(image)
-    finally:
-        detector.cascade.backend = backend
+    detector.with_config(backend=recorder, schedule=detector.cascade.schedule).detect(image)
     cost, sizes = {}, {}
     for name, inputs in recorder.inputs.items():
         call = getattr(backend, name)

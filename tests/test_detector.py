@@ -9,6 +9,7 @@ from PIL import Image
 import torchmtcnn.cascade as cascade_module
 from torchmtcnn import MTCNN, Faces, align, draw_faces
 from torchmtcnn.assets import group_photo
+from torchmtcnn.cascade import CascadeConfig, Schedule
 from torchmtcnn.errors import ImageError
 
 
@@ -99,26 +100,24 @@ def test_iter_detect_goes_on_past_bad_inputs(detector, astronaut, tmp_path):
         detector.detect([astronaut, tmp_path / "bad.jpg"])
 
 
-def test_large_levels_in_bands_and_many_crops_in_chunks_give_the_same_faces(detector, monkeypatch):
+def test_large_levels_in_bands_and_many_crops_in_chunks_give_the_same_faces(detector):
     image = group_photo(1280, 720, 16, seed=3)
-    monkeypatch.setattr(cascade_module, "CPU_PNET_PIXELS", 10**9)  # every level in one call
-    want = detector.detect(image)
-    monkeypatch.setattr(cascade_module, "CPU_PNET_PIXELS", 20_000)  # the band on a CPU
-    monkeypatch.setattr(cascade_module, "PYRAMID_BYTES", 1)  # pyramid levels one at a time
-    monkeypatch.setattr(cascade_module, "MAX_LEVEL_PIXELS", 20_000)
-    monkeypatch.setattr(cascade_module, "MAX_BATCH", 7)  # the chunk on a GPU
-    monkeypatch.setattr(cascade_module, "CPU_CROPS_PER_CALL", {24: 7, 48: 5})
-    got = detector.detect(image)
-    np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-3)
-    np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+    want = detector.with_config(schedule=Schedule(pnet_pixels=10**9)).detect(image)  # every level in one call
+    # bands of P-Net on a CPU, pyramid levels one at a time, small R-Net / O-Net chunks
+    banded = Schedule(crops_per_call=(7, 5), pnet_pixels=20_000, pyramid_bytes=1)
+    # a GPU's way of cutting the work (bands, no split of a batch's images), on the CPU
+    gpu_like = Schedule(crops_per_call=(7, 7), pnet_pixels=20_000, split_images=False)
+    for schedule in (banded, gpu_like):
+        got = detector.with_config(schedule=schedule).detect(image)
+        np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-3)
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
 
 
-def test_a_batch_split_into_pnet_calls_gives_the_same_faces(detector, monkeypatch):
+def test_a_batch_split_into_pnet_calls_gives_the_same_faces(detector):
     frames = [group_photo(640, 480, 6, seed) for seed in range(5)]
     want = [detector.detect(f) for f in frames]
     # about two 640x480 pyramid levels' images per P-Net call: uneven splits at every level
-    monkeypatch.setattr(cascade_module, "CPU_PNET_PIXELS", 250_000)
-    got = detector.detect(frames)
+    got = detector.with_config(schedule=Schedule(pnet_pixels=250_000)).detect(frames)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g.boxes, w.boxes, atol=1e-3)
         np.testing.assert_allclose(g.scores, w.scores, atol=1e-5)
@@ -225,3 +224,25 @@ def test_folding_normalisation_refuses_a_padded_first_convolution():
     body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
     with pytest.raises(ValueError, match="unpadded Conv2d"):
         fold_input_normalisation(body)
+
+
+def test_with_config_shares_the_networks_and_leaves_the_detector_as_it_is(detector):
+    image = group_photo(640, 480, 6, 1)
+    everything = detector.detect(image)
+    big = detector.with_config(min_face_size=120, thresholds=[0.6, 0.7, 0.9])
+    assert big.cascade.backend is detector.cascade.backend and big.nets is detector.nets
+    assert (big.config.min_face_size, big.config.thresholds) == (120, (0.6, 0.7, 0.9))
+    assert big.config.factor == detector.config.factor and detector.config == CascadeConfig()
+    assert len(big.detect(image)) < len(everything) == len(detector.detect(image))
+    with pytest.raises(ValueError, match="min_face_size"):
+        detector.with_config(min_face_size=0)
+    with pytest.raises(ValueError, match="thresholds"):
+        detector.with_config(thresholds=(0.5, 0.5))
+
+
+def test_the_torch_backend_takes_an_empty_batch_as_onnxruntime_does(detector):
+    backend = detector.cascade.backend
+    prob, box = backend.rnet(torch.zeros(0, 3, 24, 24))
+    assert prob.shape == (0,) and box.shape == (0, 4)
+    prob, box, points = backend.onet(torch.zeros(0, 3, 48, 48))
+    assert prob.shape == (0,) and box.shape == (0, 4) and points.shape == (0, 10)

@@ -13,6 +13,7 @@ import ctypes
 import logging
 import os
 import platform
+from collections.abc import Mapping
 from typing import Protocol
 
 import torch
@@ -50,6 +51,27 @@ def keep_freed_memory() -> bool:
     _malloc_tuned = bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 256 << 20))
     log.debug("malloc keeps freed memory for the networks: %s", _malloc_tuned)
     return _malloc_tuned
+
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """The device asked for ("cpu", "cuda", "cuda:1"...), or for None / "auto" a GPU when
+    there is one (cuda:LOCAL_RANK under a distributed launcher), else the CPU. A name that is
+    no device, or a GPU asked for where there is none, raises ValueError naming it."""
+    if device is None or device == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        rank = os.environ.get("LOCAL_RANK")
+        return torch.device("cuda", int(rank)) if rank is not None else torch.device("cuda")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: {device!r} is not a device name (use 'cpu', 'cuda', 'cuda:1'...)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} asked for, but no CUDA GPU is available")
+    return dev
 
 
 class NetworkBackend(Protocol):
@@ -146,6 +168,8 @@ class TorchBackend:
     """Runs the PyTorch modules; channels-last layout, which is 2-3x faster on CPU for the
     small convolutions of MTCNN (measured, see the README)."""
 
+    name = "torch"
+
     def __init__(self, nets: dict[str, nn.Module], device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         if self.device.type == "cpu":
@@ -167,10 +191,26 @@ class TorchBackend:
 
     @torch.inference_mode()
     def rnet(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if x.shape[0] == 0:  # as the onnxruntime backend: empty outputs of the right shapes
+            return x.new_zeros(0), x.new_zeros(0, 4)
         logits, box = self.nets["rnet"](x.contiguous(memory_format=torch.channels_last))
         return face_probability(logits), box
 
     @torch.inference_mode()
     def onet(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        if x.shape[0] == 0:
+            return x.new_zeros(0), x.new_zeros(0, 4), x.new_zeros(0, 10)
         logits, box, landmarks = self.nets["onet"](x.contiguous(memory_format=torch.channels_last))
         return face_probability(logits), box, landmarks
+
+
+def make_backend(name: str, nets: Mapping[str, nn.Module], device: torch.device | str = "cpu") -> NetworkBackend:
+    """The network runtime ``name`` ("torch", or "onnxruntime" with the [onnx] extra) on loaded
+    networks; ValueError naming the backend for any other name."""
+    if name == "torch":
+        return TorchBackend(dict(nets), device)
+    if name == "onnxruntime":
+        from .ort import OnnxRuntimeBackend  # needs the [onnx] extra
+
+        return OnnxRuntimeBackend.from_nets(nets, device)
+    raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {name!r}")

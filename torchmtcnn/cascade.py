@@ -29,19 +29,43 @@ from .boxes import batched_nms, calibrate, square
 from .crops import crop_resize, opencv_map
 
 STAGES = ("pnet", "rnet", "onet")
-# Crops per network call on a GPU: bounds memory when images yield thousands of candidates.
-MAX_BATCH = 2048
-# On a CPU, smaller calls whose activations stay in cache are faster than one big call: the
-# crops per R-Net / O-Net call and the pixels per P-Net call, over a batch of images or in
-# bands of one large level (measured on 32 frames of 640x480, and on the 648x1152 first
-# level of a 1080p photo: 47 ms in one call, 20-23 ms in bands of 150k-500k pixels, whose
-# activations stay under the 32 MiB that malloc keeps, see backends.keep_freed_memory).
-CPU_CROPS_PER_CALL = {24: 256, 48: 64}
-CPU_PNET_PIXELS = 300_000
-# On a CPU, pyramid levels are resized a few at a time, at most this many bytes alive at once.
-PYRAMID_BYTES = 64 << 20
-# Elsewhere (GPU), pyramid levels larger than this many pixels go through P-Net in bands.
-MAX_LEVEL_PIXELS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How the cascade cuts its work into network calls. The faces found are the same for any
+    schedule (tested); only speed and memory change, so it is a setting of the device, not of
+    the detection: ``Schedule.for_device`` picks one, tests and tuning pass their own.
+
+    crops_per_call: R-Net and O-Net crops per network call.
+    pnet_pixels: pixels per P-Net call: a pyramid level larger than this goes through P-Net in
+        horizontal bands, and (``split_images``) a batch's level a few images at a time.
+    split_images: whether a level of several images may be split into several P-Net calls.
+    pyramid_bytes: on a CPU, the bytes of the pyramid levels resized side by side at once.
+
+    On a CPU, smaller calls whose activations stay in cache are faster than one big call
+    (measured on 32 frames of 640x480, and on the 648x1152 first level of a 1080p photo: 47 ms
+    in one call, 20-23 ms in bands of 150k-500k pixels, whose activations stay under the
+    32 MiB that malloc keeps, see backends.keep_freed_memory). On a GPU the bounds only keep
+    memory bounded when images yield thousands of candidates or huge levels.
+    """
+
+    crops_per_call: tuple[int, int] = (256, 64)
+    pnet_pixels: int = 300_000
+    split_images: bool = True
+    pyramid_bytes: int = 64 << 20
+
+    def __post_init__(self) -> None:
+        if len(self.crops_per_call) != 2 or min(self.crops_per_call) < 1 or self.pnet_pixels < 1:
+            raise ValueError(f"a schedule needs positive crops per call and P-Net pixels, got {self!r}")
+
+    @staticmethod
+    def for_device(device: torch.device) -> "Schedule":
+        return CPU_SCHEDULE if device.type == "cpu" else GPU_SCHEDULE
+
+
+CPU_SCHEDULE = Schedule()
+GPU_SCHEDULE = Schedule(crops_per_call=(2048, 2048), pnet_pixels=4_000_000, split_images=False)
 
 
 @dataclass(frozen=True)
@@ -63,8 +87,14 @@ class CascadeConfig:
     def __post_init__(self) -> None:
         if not (isinstance(self.min_face_size, (int, float)) and self.min_face_size > 0):
             raise ValueError(f"min_face_size must be a positive number of pixels, got {self.min_face_size!r}")
-        if len(self.thresholds) != 3 or not all(0 <= float(t) <= 1 for t in self.thresholds):
-            raise ValueError(f"thresholds must be three probabilities in [0, 1], got {self.thresholds!r}")
+        message = f"thresholds must be three probabilities in [0, 1], got {self.thresholds!r}"
+        try:
+            thresholds = tuple(float(t) for t in self.thresholds)
+        except (TypeError, ValueError):
+            raise ValueError(message) from None
+        if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
+            raise ValueError(message)
+        object.__setattr__(self, "thresholds", thresholds)  # a list or numpy values: a tuple of floats
         if not (0 < self.factor < 1):
             raise ValueError(f"factor must be between 0 and 1 (exclusive), got {self.factor!r}")
 
@@ -129,11 +159,18 @@ def network_input(pixels: Tensor) -> Tensor:
 
 
 class Cascade:
-    """P-Net, R-Net and O-Net with the steps between them, over a batch of images."""
+    """P-Net, R-Net and O-Net with the steps between them, over a batch of images.
 
-    def __init__(self, backend: NetworkBackend, config: CascadeConfig | None = None) -> None:
+    backend: runs the three networks; config: the detection settings (default the
+    original's); schedule: how work is cut into network calls (default for the backend's
+    device, ``Schedule.for_device``).
+    """
+
+    def __init__(self, backend: NetworkBackend, config: CascadeConfig | None = None,
+                 schedule: Schedule | None = None) -> None:
         self.backend = backend
-        self.config = config or CascadeConfig()
+        self.config = config or DEFAULTS
+        self.schedule = schedule or Schedule.for_device(backend.device)
 
     @property
     def device(self) -> torch.device:
@@ -199,7 +236,8 @@ class Cascade:
         INTER_AREA on uint8, in order.
 
         On a CPU the levels are resized side by side (opencv_map), a few at a time so that
-        the levels alive at once stay under PYRAMID_BYTES (huge images go level by level).
+        the levels alive at once stay under the schedule's pyramid_bytes (huge images go level
+        by level).
         """
         if self.device.type != "cpu":
             yield from (self._resize_level(images, size) for size in sizes)
@@ -212,7 +250,7 @@ class Cascade:
         for k, size in enumerate(sizes):
             group.append(size)
             group_bytes += level_bytes[k]
-            if k + 1 < len(sizes) and group_bytes + level_bytes[k + 1] <= PYRAMID_BYTES:
+            if k + 1 < len(sizes) and group_bytes + level_bytes[k + 1] <= self.schedule.pyramid_bytes:
                 continue
             resized = opencv_map(lambda job: cv2.resize(arrays[job[0]], job[1][::-1], interpolation=cv2.INTER_AREA),
                                  [(i, hw) for hw in group for i in range(n)])
@@ -230,16 +268,15 @@ class Cascade:
         return crop_resize(images, index, regions, size).round().clamp(0, 255).to(torch.uint8)
 
     def _pnet_level(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """P-Net over a level of N images: on a CPU, a few images a call (CPU_PNET_PIXELS);
-        in horizontal bands when the level is large (CPU_PNET_PIXELS on a CPU, for speed;
-        MAX_LEVEL_PIXELS elsewhere, for bounded memory).
+        """P-Net over a level of N images: a few images a call (the schedule's split_images,
+        up to pnet_pixels), and in horizontal bands when the level is larger than pnet_pixels.
 
         Output row j sees input rows [2j, 2j+12); a band starting at an even row keeps the
         rows it sees whole, so the bands' outputs join exactly.
         """
         n, _, h, w = x.shape
-        budget = CPU_PNET_PIXELS if x.device.type == "cpu" else MAX_LEVEL_PIXELS
-        per_call = max(1, budget // (h * w)) if x.device.type == "cpu" else n
+        budget = self.schedule.pnet_pixels
+        per_call = max(1, budget // (h * w)) if self.schedule.split_images else n
         if n > per_call:
             parts = [self._pnet_level(x[i : i + per_call]) for i in range(0, n, per_call)]
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
@@ -265,7 +302,7 @@ class Cascade:
         """Cut each candidate's crop (size x size) and run ``net`` on them, in chunks."""
         # The original cuts pixels x1-1 .. x2-1 (1-based indices of MATLAB descent).
         regions = torch.stack([c.boxes[:, 0] - 1, c.boxes[:, 1] - 1, c.boxes[:, 2], c.boxes[:, 3]], 1)
-        chunk = CPU_CROPS_PER_CALL[size] if self.device.type == "cpu" else MAX_BATCH
+        chunk = self.schedule.crops_per_call[0 if size == 24 else 1]
         outs = [net(network_input(crop_resize(images, c.image_index[i : i + chunk], regions[i : i + chunk], size)))
                 for i in range(0, len(c), chunk)]
         return outs[0] if len(outs) == 1 else tuple(torch.cat(o) for o in zip(*outs))

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from .backends import TorchBackend
+from .backends import NetworkBackend, make_backend, pick_device
 from .boxes import clip_boxes
-from .cascade import DEFAULTS, Cascade, CascadeConfig
+from .cascade import DEFAULTS, Cascade, CascadeConfig, Schedule
 from .data.records import LANDMARK_NAMES
 from .errors import ImageError, MTCNNError
 from .images import ImageInput, load
-from .nets import build_nets
-from .weights import load_into, read_metadata, read_weights, resolve_weights
+from .weights import load_nets
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +67,6 @@ class Result:
     error: MTCNNError | None = None
 
 
-def _pick_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device: {device!r} is not a device name (use 'cpu', 'cuda', 'cuda:1'...)") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {device!r} asked for, but no CUDA GPU is available")
-    return dev
-
-
 class MTCNN:
     """The MTCNN face detector.
 
@@ -105,27 +95,36 @@ class MTCNN:
         backend: str = "torch",
         batch_size: int = 16,
     ) -> None:
-        self.config = CascadeConfig(float(min_face_size), tuple(float(t) for t in thresholds), float(factor))
+        self.config = CascadeConfig(float(min_face_size), tuple(thresholds), float(factor))
         if not (isinstance(batch_size, int) and batch_size > 0):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
-        self.device = _pick_device(device)
-        self.weights_path = resolve_weights(weights)
-        tensors = read_weights(self.weights_path)
-        self.weights_name = read_metadata(self.weights_path).get("name", self.weights_path.stem)
-        nets = build_nets()
-        load_into(nets, tensors, str(self.weights_path))
-        self.nets = nets
+        self.device = pick_device(device)
+        loaded = load_nets(weights)
+        self.weights_path = loaded.path
+        self.weights_name = loaded.name
+        self.weights_version = loaded.version
+        self.nets = loaded.nets
         self.backend_name = backend
-        if backend == "torch":
-            runner = TorchBackend(nets, self.device)
-        elif backend == "onnxruntime":
-            from .ort import OnnxRuntimeBackend  # needs the [onnx] extra
+        self.cascade = Cascade(make_backend(backend, loaded.nets, self.device), self.config)
 
-            runner = OnnxRuntimeBackend.from_nets(nets, self.device)
-        else:
-            raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
-        self.cascade = Cascade(runner, self.config)
+    def with_config(self, config: CascadeConfig | None = None, *, backend: NetworkBackend | None = None,
+                    schedule: Schedule | None = None, **changes: Any) -> "MTCNN":
+        """A detector that shares this one's networks (no weights are read or copied) with
+        other settings: ``config`` (a whole CascadeConfig) and/or ``changes`` to its fields
+        (``with_config(min_face_size=40, thresholds=(0.6, 0.7, 0.9))``), another ``backend``
+        (a NetworkBackend), another ``schedule`` (cascade.Schedule). This detector is left as
+        it is; the two may run side by side (the HTTP service does, per request).
+        """
+        other = copy.copy(self)
+        other.config = dataclasses.replace(config or self.config, **changes)
+        if backend is None:
+            backend, schedule = self.cascade.backend, schedule or self.cascade.schedule
+        else:  # the new backend's device picks the schedule unless one is given
+            other.backend_name = getattr(backend, "name", type(backend).__name__)
+            other.device = backend.device
+        other.cascade = Cascade(backend, other.config, schedule)
+        return other
 
     def __repr__(self) -> str:
         c = self.config

@@ -19,7 +19,6 @@ exporter (``dynamo=False``) is used: it needs no ``onnxscript`` and gives plain 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -32,7 +31,7 @@ from torch import Tensor, nn
 
 from .cascade import DEFAULTS
 from .errors import MissingExtraError, MTCNNError
-from .nets import INPUT_SIZE, build_nets, face_probability
+from .nets import INPUT_SIZE, face_probability
 
 DEFAULT_OPSET = 17
 NET_NAMES = ("pnet", "rnet", "onet")
@@ -185,23 +184,15 @@ def export_nets(
 
 
 def load_weights(weights: str | Path | None = None) -> tuple[dict[str, nn.Module], dict[str, str], tuple[str, ...]]:
-    """Networks loaded from a weight file (as ``MTCNN(weights=...)`` resolves it).
-
-    Returns (nets, {"name", "version", "sha256", "path"}, networks whose landmark heads the
-    file holds). A missing or corrupt file raises WeightsError naming it.
+    """Networks loaded from a weight file (``weights.load_nets``, as ``MTCNN(weights=...)``
+    finds it) -> (nets, {"name", "version", "sha256", "path"}, networks whose landmark heads
+    the file holds). A missing or corrupt file raises WeightsError naming it.
     """
-    from .weights import load_into, read_metadata, read_weights, resolve_weights
+    from .weights import load_nets
 
-    path = resolve_weights(weights)
-    tensors = read_weights(path)  # WeightsError when missing or unreadable
-    meta = read_metadata(path)
-    nets = build_nets()
-    load_into(nets, tensors, str(path))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    info = {"name": meta.get("name", path.stem), "version": meta.get("version", "unknown"),
-            "sha256": digest, "path": str(path)}
-    heads = tuple(n for n in NET_NAMES if n == "onet" or f"{n}.landmarks.weight" in tensors)
-    return nets, info, heads
+    loaded = load_nets(weights)
+    info = {"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256(), "path": str(loaded.path)}
+    return loaded.nets, info, loaded.landmark_heads
 
 
 def _writable_folder(out_dir: Path) -> None:

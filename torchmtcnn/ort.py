@@ -104,6 +104,8 @@ class OnnxRuntimeBackend:
     :meth:`from_files` (a folder of pnet/rnet/onet.onnx) or from ready sessions.
     """
 
+    name = "onnxruntime"
+
     def __init__(self, sessions: Mapping[str, Any], device: torch.device | str = "cpu") -> None:
         missing = [n for n in NET_NAMES if n not in sessions]
         if missing:

@@ -12,10 +12,12 @@ once and permutes the dense layers' inputs to match, which gives identical outpu
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +262,40 @@ def resolve_weights(weights: str | Path | None) -> Path:
             "or pass weights=PATH of a file written by `mtcnn train`."
         )
     return Path(weights)
+
+
+@dataclass
+class LoadedWeights:
+    """Networks loaded from one weight file, and what the file says about itself.
+
+    nets: {"pnet": PNet, "rnet": RNet, "onet": ONet} with the file's tensors;
+    path: the file; name, version: from its metadata (the file's stem and "unknown" when
+    absent); landmark_heads: the networks whose landmark head the file holds (O-Net always).
+    """
+
+    nets: dict[str, nn.Module]
+    path: Path
+    name: str
+    version: str
+    landmark_heads: tuple[str, ...]
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def load_nets(weights: str | Path | None = None, required: tuple[str, ...] | None = None) -> LoadedWeights:
+    """Find the weight file (as ``MTCNN(weights=...)``: None, "original" or a path), read it and
+    build the networks from it: the one way every user of weights gets its networks.
+
+    required: the networks the file must hold (default all three; mining needs only the
+    stages it runs). A missing, corrupt or wrong-shaped file raises WeightsError naming it.
+    """
+    from .nets import build_nets
+
+    path = resolve_weights(weights)
+    tensors = read_weights(path)
+    meta = read_metadata(path)
+    nets = build_nets()
+    load_into(nets, tensors, str(path), required=required)
+    heads = tuple(n for n in nets if n == "onet" or f"{n}.landmarks.weight" in tensors)
+    return LoadedWeights(nets, path, meta.get("name", path.stem), meta.get("version", "unknown"), heads)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..backends import TorchBackend
+from ..backends import make_backend
 from ..cascade import DEFAULTS, Cascade, CascadeConfig
-from ..nets import build_nets
-from ..weights import load_into, read_weights
+from ..weights import load_nets
 
 # The reference implementation mines with low thresholds, to collect hard negatives.
 MINING_THRESHOLDS = (0.3, 0.1, 0.7)
@@ -48,11 +47,10 @@ class CascadeProposer:
 
     def cascade(self) -> Cascade:
         if self._cascade is None:
-            nets = build_nets()
             needed = ("pnet",) if self.until == "pnet" else ("pnet", "rnet")
-            load_into(nets, read_weights(self.weights), str(self.weights), required=needed)
+            nets = load_nets(self.weights, required=needed).nets
             config = CascadeConfig(self.min_face_size, tuple(self.thresholds))
-            self._cascade = Cascade(TorchBackend(nets, self.device), config)
+            self._cascade = Cascade(make_backend("torch", nets, self.device), config)
         return self._cascade
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

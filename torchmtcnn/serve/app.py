@@ -8,7 +8,6 @@ with a JSON body ``{"detail": "<message>"}``; the service goes on serving after 
 from __future__ import annotations
 
 import asyncio
-import copy
 import io
 import logging
 import os
@@ -190,13 +189,7 @@ class Service:
         config = self.detector.config
         if min_face_size == config.min_face_size and tuple(thresholds) == tuple(config.thresholds):
             return self.detector
-        from ..cascade import Cascade, CascadeConfig
-
-        new_config = CascadeConfig(min_face_size, tuple(thresholds), config.factor)
-        other = copy.copy(self.detector)
-        other.config = new_config
-        other.cascade = Cascade(self.detector.cascade.backend, new_config)
-        return other
+        return self.detector.with_config(min_face_size=min_face_size, thresholds=tuple(thresholds))
 
     def run(self, data: bytes, detector: Any) -> tuple[Any, float]:
         """Decode and detect (in a pool thread) -> (Faces, detection milliseconds)."""

@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
+from ..backends import pick_device
 from ..data.dataset import Augment, SampleDataset
 from ..data.store import SampleStore, StoreError
 from ..nets import NETS
@@ -58,15 +59,6 @@ class TrainResult:
     epochs_done: int
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def pick_device(device: str | None) -> torch.device:
-    """The device asked for, or cuda:LOCAL_RANK / cuda / cpu."""
-    if device not in (None, "auto"):
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
