@@ -156,6 +156,9 @@ def test_page_health_and_openapi(client):
     assert 'id="file"' in page.text and "getUserMedia" in page.text
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["rss_bytes"] > 0 and health["workers"] == 2
+    # the weights' own name and version (the original weights' metadata), not the package's
+    assert health["model"] == {"name": "mtcnn-original", "version": "1"}
+    assert client.post("/detect", content=ASTRONAUT.read_bytes()).json()["model"] == health["model"]
     schema = client.get("/openapi.json").json()
     assert "multipart/form-data" in schema["paths"]["/detect"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200

@@ -175,6 +175,11 @@ class Service:
         self.in_flight = 0
         self.served = 0
 
+    def model(self) -> dict[str, str]:
+        """The weights' own name and version (from the weight file's metadata)."""
+        d = self.detector
+        return {"name": d.weights_name, "version": getattr(d, "weights_version", "unknown")}
+
     def start(self) -> None:
         if self.executor is None:
             self.executor = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="mtcnn-detect")
@@ -239,7 +244,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> FastAP
     async def health() -> dict[str, Any]:
         """Liveness and load: answers while detections run."""
         d = service.detector
-        return {"status": "ok", "model": {"name": d.weights_name, "version": __version__},
+        return {"status": "ok", "model": service.model(),
                 "device": str(getattr(d, "device", "")), "workers": settings.workers,
                 "in_flight": service.in_flight, "served": service.served, "rss_bytes": rss_bytes()}
 
@@ -278,7 +283,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> FastAP
         service.served += 1
         h, w = faces.image_size
         return {"faces": faces.to_dicts(), "count": len(faces), "width": w, "height": h,
-                "model": {"name": service.detector.weights_name, "version": __version__},
+                "model": service.model(),
                 "min_face_size": mfs, "thresholds": list(ths), "detect_ms": round(detect_ms, 2),
                 "time_ms": round((time.perf_counter() - start) * 1000, 2)}
 
