@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from torchmtcnn.assets import ASTRONAUT, GRACE_HOPPER, group_photo
-from torchmtcnn.batch import detect_many, done_images, iter_decoded, iter_results
+from torchmtcnn.batch import detect_many
 from torchmtcnn.cli import main
-from torchmtcnn.images import list_images
+from torchmtcnn.images import iter_loaded, list_images
+from torchmtcnn.resume import done_images
 
 
 MIN_FACE = 40  # small photos and a large smallest face keep these tests quick
@@ -73,12 +74,12 @@ def assert_same_faces(rows: dict[str, dict], plain) -> None:
 
 
 def test_parallel_decoding_keeps_order_and_gives_the_plain_loop_faces(detector, photos, plain):
-    decoded = list(iter_decoded(photos, workers=3, prefetch=2))
+    decoded = list(iter_loaded(photos, workers=3, prefetch=2))
     assert [p for p, _ in decoded] == photos
-    items = list(iter_results(detector, photos, workers=2, batch_size=3))
-    assert [i.path for i in items] == photos
+    items = list(detector.iter_detect(photos, batch_size=3, workers=2))
+    assert [i.source for i in items] == photos
     for item in items:
-        expected = plain[str(item.path)]
+        expected = plain[str(item.source)]
         if expected.error is not None:
             assert str(item.error) == str(expected.error) and item.faces is None
         else:

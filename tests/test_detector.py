@@ -246,3 +246,21 @@ def test_the_torch_backend_takes_an_empty_batch_as_onnxruntime_does(detector):
     assert prob.shape == (0,) and box.shape == (0, 4)
     prob, box, points = backend.onet(torch.zeros(0, 3, 48, 48))
     assert prob.shape == (0,) and box.shape == (0, 4) and points.shape == (0, 10)
+
+
+def test_a_list_with_a_bad_image_keeps_the_faces_of_the_others(detector, astronaut, tmp_path):
+    import pickle
+
+    from torchmtcnn.errors import BatchImageError
+
+    missing = tmp_path / "missing.jpg"
+    with pytest.raises(BatchImageError, match="missing.jpg: no such file") as info:
+        detector.detect([astronaut, missing, astronaut[:, ::-1]])
+    error = info.value
+    assert isinstance(error, ImageError) and str(error).startswith("1 of 3 images could not be read")
+    assert [r.source is missing for r in error.results] == [False, True, False]
+    assert [r.error is None for r in error.results] == [True, False, True]
+    assert error.faces[1] is None and len(error.faces[0]) == len(error.faces[2]) == 1
+    np.testing.assert_allclose(error.faces[0].boxes, detector.detect(astronaut).boxes, atol=1e-3)
+    again = pickle.loads(pickle.dumps(error))  # e.g. from a worker process
+    assert str(again) == str(error) and len(again.faces[2]) == 1

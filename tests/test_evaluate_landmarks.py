@@ -7,18 +7,23 @@ import pytest
 
 from torchmtcnn.data.records import FaceRecord
 from torchmtcnn.evaluate import (
-    ImagePrediction,
     ced_auc,
     ced_curve,
     evaluate_landmarks,
     match_faces,
     nme,
 )
+from torchmtcnn.faces import Faces
 
 # eyes 40 px apart
 GT = np.array([[[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]]], np.float64)
 BOX = np.array([[10, 10, 90, 100]], np.float64)
 
+
+
+def named(image: str, boxes, scores, landmarks=None) -> Faces:
+    """A prediction: the faces of one image, named by it."""
+    return Faces(boxes, scores, landmarks, image=image)
 
 def test_nme_hand_computed():
     assert nme(GT, GT)[0] == 0.0
@@ -83,11 +88,11 @@ def test_evaluate_landmarks_counts_missed_separately():
     rec_d = FaceRecord("set/d.jpg", BOX, landmarks=GT, ignore=np.array([True]))
     preds = [
         # a: face 1 exact, face 2 with a 10 % error; plus a stray detection
-        ImagePrediction("a.jpg", np.vstack([BOX, BOX + 200, BOX + 500]), [0.9, 0.8, 0.7],
-                        np.vstack([GT, second_gt + [4.0, 0.0], GT])),
+        named("a.jpg", np.vstack([BOX, BOX + 200, BOX + 500]), [0.9, 0.8, 0.7],
+              np.vstack([GT, second_gt + [4.0, 0.0], GT])),
         # b: the box misses the face entirely
-        ImagePrediction("b.jpg", BOX + 300, [0.9], far_pts),
-        ImagePrediction("d.jpg", BOX, [0.9], GT + 100),
+        named("b.jpg", BOX + 300, [0.9], far_pts),
+        named("d.jpg", BOX, [0.9], GT + 100),
     ]
     res = evaluate_landmarks([rec_a, rec_b, rec_c, rec_d], preds)
     assert res.num_faces == 4  # the ignored face is not counted
@@ -102,11 +107,11 @@ def test_evaluate_landmarks_counts_missed_separately():
 def test_evaluate_landmarks_failure_and_no_points():
     rec = FaceRecord("x.jpg", np.vstack([BOX, BOX + 200]),
                      landmarks=np.vstack([GT, GT + 200]))
-    pred = ImagePrediction("x.jpg", np.vstack([BOX, BOX + 200]), [0.9, 0.8],
-                           np.vstack([GT + [8.0, 0.0], GT + 200]))
+    pred = named("x.jpg", np.vstack([BOX, BOX + 200]), [0.9, 0.8],
+                 np.vstack([GT + [8.0, 0.0], GT + 200]))
     res = evaluate_landmarks([rec], [pred])
     assert res.failure_rate == pytest.approx(0.5)  # 8 / 40 = 0.2 fails
     assert res.mean_nme == pytest.approx(0.1)
-    no_pts = ImagePrediction("x.jpg", np.vstack([BOX, BOX + 200]), [0.9, 0.8])
+    no_pts = named("x.jpg", np.vstack([BOX, BOX + 200]), [0.9, 0.8])
     res = evaluate_landmarks([rec], [no_pts])
     assert res.num_no_points == 2 and len(res.errors) == 0 and res.num_missed == 0

@@ -9,7 +9,6 @@ import pytest
 
 from torchmtcnn.errors import MTCNNError
 from torchmtcnn.evaluate import (
-    ImagePrediction,
     PredictionError,
     evaluate_wider,
     load_wider_gt,
@@ -18,14 +17,20 @@ from torchmtcnn.evaluate import (
     write_jsonl,
     write_wider_dir,
 )
+from torchmtcnn.faces import Faces
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+
+def named(image: str, boxes, scores, landmarks=None) -> Faces:
+    """A prediction: the faces of one image, named by it."""
+    return Faces(boxes, scores, landmarks, image=image)
+
 def test_jsonl_roundtrip_with_keypoints(tmp_path):
     pts = np.arange(10, dtype=float).reshape(1, 5, 2)
-    preds = [ImagePrediction("a/b.jpg", [[1, 2, 30, 40]], [0.5], pts, 64, 48),
-             ImagePrediction("c.png", np.zeros((0, 4)), [])]
+    preds = [Faces([[1, 2, 30, 40]], [0.5], pts, (48, 64), "a/b.jpg"),
+             Faces(np.zeros((0, 4)), [], image="c.png")]
     assert write_jsonl(preds, tmp_path / "p.jsonl") == 2
     back = read_predictions(tmp_path / "p.jsonl")
     assert back[0].image == "a/b.jpg" and back[0].width == 64 and back[0].height == 48
@@ -106,7 +111,7 @@ REFERENCE_AP_SEED1 = {"easy": 0.27101753728561406, "medium": 0.34854045257716176
                       "hard": 0.45364064679443084}
 
 
-def _synthetic_submission(gt, seed: int) -> list[ImagePrediction]:
+def _synthetic_submission(gt, seed: int) -> list[Faces]:
     rng = np.random.default_rng(seed)
     preds = []
     for name, b in zip(gt.images, gt.boxes):
@@ -119,7 +124,7 @@ def _synthetic_submission(gt, seed: int) -> list[ImagePrediction]:
         boxes = np.vstack([found, fp, b[keep][:2] + 1.0])
         scores = np.round(rng.random(len(boxes)) * 0.9 + 0.05, 6)
         order = np.argsort(-scores, kind="stable")
-        preds.append(ImagePrediction(name + ".jpg", boxes[order], scores[order]))
+        preds.append(named(name + ".jpg", boxes[order], scores[order]))
     return preds
 
 

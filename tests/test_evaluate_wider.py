@@ -9,7 +9,6 @@ import pytest
 
 from torchmtcnn.data.records import FaceRecord
 from torchmtcnn.evaluate import (
-    ImagePrediction,
     evaluate_faces,
     evaluate_wider,
     load_wider_gt,
@@ -22,6 +21,7 @@ from torchmtcnn.evaluate import (
     write_jsonl,
     write_wider_dir,
 )
+from torchmtcnn.faces import Faces
 from torchmtcnn.evaluate.fddb import discrete_roc, ellipse_to_box, read_fddb_ellipses
 from torchmtcnn.evaluate.wider import WiderGroundTruth
 
@@ -34,6 +34,11 @@ FACES = np.array([[0, 0, 20, 20], [100, 0, 120, 20], [200, 0, 220, 20], [300, 0,
 KEEP = np.ones(4, bool)
 FAR = np.array([[500, 500, 520, 520]], np.float64)
 
+
+
+def named(image: str, boxes, scores, landmarks=None) -> Faces:
+    """A prediction: the faces of one image, named by it."""
+    return Faces(boxes, scores, landmarks, image=image)
 
 def ap_of(boxes, scores, gt=FACES, keep=KEEP, **kw) -> float:
     return pr_curve([(np.asarray(boxes, float), np.asarray(scores, float))], [(gt, keep)],
@@ -139,7 +144,7 @@ def _tiny_gt() -> WiderGroundTruth:
 
 def test_evaluate_wider_settings_and_missing_images():
     gt = _tiny_gt()
-    preds = [ImagePrediction("images/0--Parade/0_Parade_a_1.jpg", FACES, [0.9, 0.8, 0.7, 0.6])]
+    preds = [named("images/0--Parade/0_Parade_a_1.jpg", FACES, [0.9, 0.8, 0.7, 0.6])]
     res = evaluate_wider(preds, gt)
     assert res.missing == ["1--Handshaking/1_Hand_b_2"]
     assert res.ap["easy"] == pytest.approx(2 / 3)  # 2 of 3 easy faces, no false positive
@@ -148,8 +153,8 @@ def test_evaluate_wider_settings_and_missing_images():
 
 def test_wider_submission_folder_roundtrip(tmp_path):
     gt = _tiny_gt()
-    preds = [ImagePrediction("0--Parade/0_Parade_a_1.jpg", FACES, [0.9, 0.8, 0.7, 0.6]),
-             ImagePrediction("1--Handshaking/1_Hand_b_2.jpg", FACES[:2], [0.95, 0.1])]
+    preds = [named("0--Parade/0_Parade_a_1.jpg", FACES, [0.9, 0.8, 0.7, 0.6]),
+             named("1--Handshaking/1_Hand_b_2.jpg", FACES[:2], [0.95, 0.1])]
     assert write_wider_dir(preds, tmp_path / "sub") == 2
     text = (tmp_path / "sub" / "0--Parade" / "0_Parade_a_1.txt").read_text().splitlines()
     assert text[:2] == ["0_Parade_a_1", "4"] and text[2].split()[:4] == ["0.0", "0.0", "20.0",
@@ -175,7 +180,7 @@ def test_match_images_tolerant():
 
 def test_evaluate_faces_uses_ignore_mask():
     rec = FaceRecord("imgs/a.jpg", FACES, ignore=np.array([0, 0, 1, 1], bool))
-    preds = [ImagePrediction("a.jpg", np.vstack([FACES[2:], FACES[:1]]), [0.9, 0.8, 0.1])]
+    preds = [named("a.jpg", np.vstack([FACES[2:], FACES[:1]]), [0.9, 0.8, 0.1])]
     res = evaluate_faces([rec], preds)
     assert res.curve.num_faces == 2 and res.ap == pytest.approx(0.5)
     assert res.missing == []
@@ -228,7 +233,7 @@ def test_official_mat_files_load(wider_gt):
 def test_official_gt_as_predictions(wider_gt):
     # every ground-truth box predicted exactly: AP is 1 but for the few duplicate boxes
     rng = np.random.default_rng(0)
-    preds = [ImagePrediction(name, b, rng.random(len(b)))
+    preds = [named(name, b, rng.random(len(b)))
              for name, b in zip(wider_gt.images, wider_gt.boxes)]
     res = evaluate_wider(preds, wider_gt)
     assert res.missing == []

@@ -19,7 +19,7 @@ from torchmtcnn.data.readers import (
     guess_format,
     read_annotations,
 )
-from torchmtcnn.data.readers._common import header_size
+from torchmtcnn.images import header_size
 from torchmtcnn.data.readers.boxrule import STANDARD_BOX, BoxRule
 from torchmtcnn.errors import AnnotationError
 

@@ -11,14 +11,15 @@ import sys as _sys
 if "torch" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ:
     _os.environ.setdefault("GOMP_SPINCOUNT", "30000")
 
-from .errors import AnnotationError, ImageError, MissingExtraError, MTCNNError, WeightsError
+from .errors import AnnotationError, BatchImageError, ImageError, MissingExtraError, MTCNNError, WeightsError
 
 __version__ = "0.1.0"
 
-__all__ = ["AnnotationError", "ImageError", "MissingExtraError", "MTCNNError", "WeightsError"]
+__all__ = ["AnnotationError", "BatchImageError", "ImageError", "MissingExtraError", "MTCNNError", "WeightsError"]
 
 from .align import align
-from .detector import MTCNN, Faces, Result
+from .detector import MTCNN
+from .faces import Faces, Result
 from .draw import draw_faces
 from .images import load as load_image
 

@@ -2,9 +2,9 @@
 
 ``detect_with_ray(paths, out)`` reads the photos with ``ray.data.read_binary_files``, decodes
 and detects in a pool of actors (each loads the model once, on CPU or on a GPU), and streams
-the rows back to this process, which writes them as ``torchmtcnn.batch`` does (JSON lines or a
-folder of Parquet part files, ``resume`` included), so the outputs of the plain loop and of
-Ray are the same files. Without ``address`` it starts a local Ray (and stops it at the end);
+the rows back to this process, which writes them as ``torchmtcnn.batch`` does (``writers``:
+JSON lines or a folder of Parquet part files; ``resume``: the same skipping of done photos), so
+the outputs of the plain loop and of Ray are the same files. Without ``address`` it starts a local Ray (and stops it at the end);
 with one (``"auto"``, ``"ray://head:10001"``) it joins that cluster, whose workers must see
 the photos at the same paths (a shared file system) and have torchmtcnn installed.
 """
@@ -14,16 +14,18 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import sys
 import time
 from collections.abc import Iterable
 from typing import IO, Any
 
 import numpy as np
 
-from .batch import BatchSummary, done_images, infer_format, open_writer, parquet_schema, reason_of, result_row
-from .errors import ImageError, MissingExtraError, MTCNNError
+from .batch import BatchSummary, progress_bar, reason_of
+from .errors import MissingExtraError
+from .faces import image_line
 from .images import MAX_PIXELS
+from .resume import left_to_do
+from .writers import infer_format, open_writer, parquet_schema
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,8 @@ def _ray():
 
 
 class DetectorActor:
-    """A Ray Data actor: builds an MTCNN once, then turns batches of {bytes, path} into rows.
+    """A Ray Data actor: builds an MTCNN once, then turns batches of {bytes, path} into rows
+    with the detector's one loop (``iter_detect``).
 
     A photo that cannot be decoded gives a row whose ``error`` is the reason (the driver
     prefixes the path as given by the caller)."""
@@ -56,25 +59,17 @@ class DetectorActor:
         self.max_pixels = max_pixels
         self.schema = parquet_schema()
 
-    def __call__(self, batch: dict[str, np.ndarray]):
+    def __call__(self, batch: dict[str, np.ndarray]) -> Any:
         import pyarrow as pa
-        import torch
 
-        from .images import load
-
-        tensors, slots, rows = [], [], []
-        for data, path in zip(batch["bytes"], batch["path"]):
-            try:
-                image = load(bytes(data), self.max_pixels)
-            except ImageError as exc:
-                rows.append(result_row(str(path), error=reason_of("image bytes", str(exc))))
-                continue
-            slots.append(len(rows))
-            rows.append({})
-            tensors.append(torch.from_numpy(np.asarray(image)).to(self.detector.device))
-        if tensors:
-            for slot, faces in zip(slots, self.detector.detect_tensors(tensors)):
-                rows[slot] = result_row(str(batch["path"][slot]), faces)
+        data = [bytes(d) for d in batch["bytes"]]
+        rows = []
+        for path, result in zip(batch["path"], self.detector.iter_detect(data, max(1, len(data)),
+                                                                         max_pixels=self.max_pixels)):
+            row = result.to_json(str(path))
+            if row["error"] is not None:
+                row["error"] = reason_of("image bytes", row["error"])
+            rows.append(row)
         return pa.Table.from_pylist(rows, schema=self.schema)
 
 
@@ -109,17 +104,10 @@ def detect_with_ray(
     -> BatchSummary, as ``batch.detect_many``.
     """
     ray = _ray()
-    fmt = infer_format(None if out is None or hasattr(out, "write") else out, fmt)
+    fmt = infer_format(out if isinstance(out, (str, os.PathLike)) else None, fmt)
     files = [str(p) for p in paths]
-    summary = BatchSummary(total=len(files))
-    if resume:
-        if out is None or hasattr(out, "write"):
-            raise MTCNNError("resume needs an output file or folder to read back")
-        done = done_images(out, fmt)  # type: ignore[arg-type]
-        todo = [p for p in files if p not in done]
-        summary.skipped = len(files) - len(todo)
-    else:
-        todo = files
+    todo = left_to_do(files, out, fmt, resume)
+    summary = BatchSummary(total=len(files), skipped=len(files) - len(todo))
     given = {os.path.abspath(p): p for p in todo}  # Ray reports the paths it read, made absolute
     missing = [p for p in todo if not os.path.isfile(p)]
     readable = [os.path.abspath(p) for p in todo if os.path.isfile(p)]
@@ -138,11 +126,9 @@ def detect_with_ray(
         started_here = True
     writer = open_writer(out, fmt, append=resume) if out is not None else None
     start = time.perf_counter()
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(todo), unit="photo", disable=not progress or len(todo) < 2, file=sys.stderr)
+    bar = progress_bar(len(todo), progress)
     try:
-        rows = [result_row(p, error=f"{p}: no such file") for p in missing]
+        rows = [image_line(p, error=f"{p}: no such file") for p in missing]
         if readable:
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
@@ -182,13 +168,9 @@ def detect_with_ray(
 def _write(rows: list[dict[str, Any]], writer: Any, summary: BatchSummary, bar: Any) -> list[dict[str, Any]]:
     """Count and write rows (an error's reason gets its photo's path in front) -> []."""
     for row in rows:
-        if row.get("error") is not None:
-            if not row["error"].startswith(row["image"] + ": "):
-                row["error"] = f"{row['image']}: {row['error']}"
-            summary.failed.append((row["image"], row["error"]))
-        else:
-            summary.faces += len(row["faces"] or [])
-        summary.done += 1
+        if row.get("error") is not None and not row["error"].startswith(row["image"] + ": "):
+            row["error"] = f"{row['image']}: {row['error']}"
+        summary.count(row)
     bar.update(len(rows))
     if writer is not None and rows:
         writer.write(rows)

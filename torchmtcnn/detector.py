@@ -1,14 +1,17 @@
-"""MTCNN: the entry point. Input normalisation, batching, device, weights, and Faces."""
+"""MTCNN: the entry point (inputs, batching, device, weights), and the one loop over many
+inputs that the batch job, Ray and evaluation share (``MTCNN.iter_detect``, ``run_in_batches``).
+
+The faces it finds are ``faces.Faces``; the one format they are written in is ``faces.py``'s.
+"""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -16,55 +19,66 @@ import torch
 from .backends import NetworkBackend, make_backend, pick_device
 from .boxes import clip_boxes
 from .cascade import DEFAULTS, Cascade, CascadeConfig, Schedule
-from .data.records import LANDMARK_NAMES
-from .errors import ImageError, MTCNNError
-from .images import ImageInput, load
+from .errors import BatchImageError
+from .faces import Faces, Result
+from .images import MAX_PIXELS, ImageInput, iter_loaded, load
 from .weights import load_nets
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-@dataclass
-class Faces:
-    """The faces found in one image, by decreasing score; empty arrays when there is none.
+__all__ = ["MTCNN", "Faces", "Result", "run_in_batches"]
 
-    boxes: float32 [N, 4] (x1, y1, x2, y2) in pixels, clipped to the image;
-    scores: float32 [N] face probabilities; landmarks: float32 [N, 5, 2] (x, y) of left eye,
-    right eye, nose, left and right mouth corner; image_size: (height, width).
+
+def run_in_batches(loaded: Iterable[tuple[object, T | Exception]], detect: Callable[[list[T]], Sequence[Any]],
+                   batch_size: int, keep_images: bool = False,
+                   retry_on: tuple[type[Exception], ...] = ()) -> Iterator[Result]:
+    """The one loop over many inputs: set aside the inputs that could not be loaded, detect
+    the others ``batch_size`` at a time, and yield a Result per input in input order.
+
+    loaded: (source, loaded input or the exception that stopped it) per input;
+    detect: loaded inputs -> one result per input (Faces, or any object with boxes...);
+    keep_images: put each loaded input in its Result's ``image`` (to draw or crop);
+    retry_on: exceptions that ``detect`` raises for one bad input of a batch (a detector that
+    reads its inputs itself): the batch is run again one input at a time, so that only the
+    bad one fails.
     """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    landmarks: np.ndarray
-    image_size: tuple[int, int]
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    @classmethod
-    def empty(cls, image_size: tuple[int, int]) -> "Faces":
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32), image_size)
-
-    def to_dicts(self, decimals: int = 2) -> list[dict]:
-        """[{"box": [x1, y1, x2, y2], "score": s, "keypoints": {"left_eye": [x, y], ...}}]"""
-        out = []
-        for box, score, points in zip(self.boxes, self.scores, self.landmarks):
-            out.append({
-                "box": [round(float(v), decimals) for v in box],
-                "score": round(float(score), 5),
-                "keypoints": {n: [round(float(p[0]), decimals), round(float(p[1]), decimals)]
-                              for n, p in zip(LANDMARK_NAMES, points)},
-            })
-        return out
+    pending: list[tuple[object, T | Exception]] = []
+    for item in loaded:
+        pending.append(item)
+        if len(pending) >= batch_size:
+            yield from _detect_pending(pending, detect, keep_images, retry_on)
+            pending = []
+    if pending:
+        yield from _detect_pending(pending, detect, keep_images, retry_on)
 
 
-@dataclass
-class Result:
-    """One input of a batch job: its faces, or the error that stopped it (never both)."""
-
-    source: object
-    faces: Faces | None = None
-    error: MTCNNError | None = None
+def _detect_pending(pending: list[tuple[object, Any]], detect: Callable[[list[Any]], Sequence[Any]],
+                    keep_images: bool, retry_on: tuple[type[Exception], ...]) -> Iterator[Result]:
+    good = [k for k, (_, value) in enumerate(pending) if not isinstance(value, Exception)]
+    outcome: dict[int, Any] = {}
+    if good:
+        try:
+            found = detect([pending[k][1] for k in good])
+            if len(found) != len(good):
+                raise RuntimeError(f"the detector gave {len(found)} results for {len(good)} inputs")
+            outcome.update(zip(good, found))
+        except retry_on as exc:
+            if len(good) == 1:
+                outcome[good[0]] = exc
+            else:
+                for k in good:
+                    try:
+                        outcome[k] = detect([pending[k][1]])[0]
+                    except retry_on as one:
+                        outcome[k] = one
+    for k, (source, value) in enumerate(pending):
+        found = outcome.get(k, value)
+        if isinstance(found, Exception):
+            yield Result(source, error=found)
+        else:
+            yield Result(source, faces=found, image=value if keep_images else None)
 
 
 class MTCNN:
@@ -131,10 +145,10 @@ class MTCNN:
         return (f"MTCNN(min_face_size={c.min_face_size:g}, thresholds={c.thresholds}, factor={c.factor}, "
                 f"device='{self.device}', weights='{self.weights_name}', backend='{self.backend_name}')")
 
-    def _to_tensor(self, x: ImageInput) -> torch.Tensor:
-        img = load(x)
-        t = img if isinstance(img, torch.Tensor) else torch.from_numpy(img)
-        return t.to(self.device)
+    def _tensors(self, images: list[np.ndarray | torch.Tensor]) -> list[Faces]:
+        """Loaded images (``images.load``'s arrays or tensors) -> Faces per image."""
+        return self.detect_tensors([(x if isinstance(x, torch.Tensor) else torch.from_numpy(x)).to(self.device)
+                                    for x in images])
 
     def detect_tensors(self, images: list[torch.Tensor]) -> list[Faces]:
         """uint8 RGB [H, W, 3] tensors on this detector's device -> Faces per image."""
@@ -158,39 +172,32 @@ class MTCNN:
         return out
 
     def detect(self, x: ImageInput | list[ImageInput]) -> Faces | list[Faces]:
-        """Faces in one image, or a list of Faces for a list of images.
+        """Faces in one image, or a list of Faces for a list of images (in batches).
 
-        Raises ImageError naming the input that cannot be read; use ``iter_detect`` to go on
-        past bad inputs.
+        One image that cannot be read raises ImageError naming it. In a list, the images that
+        can be read are detected all the same; if any cannot, BatchImageError (an ImageError
+        naming the first bad input) carries every input's Result (``.results``, ``.faces``),
+        so their work is not lost. ``iter_detect`` yields the errors instead of raising.
         """
         if isinstance(x, (list, tuple)):
-            results: list[Faces] = []
-            for start in range(0, len(x), self.batch_size):
-                chunk = x[start : start + self.batch_size]
-                results += self.detect_tensors([self._to_tensor(item) for item in chunk])
-            return results
-        return self.detect_tensors([self._to_tensor(x)])[0]
+            results = list(self.iter_detect(x))
+            if any(r.error is not None for r in results):
+                raise BatchImageError(results)
+            return [r.faces for r in results]  # type: ignore[misc]
+        return self._tensors([load(x)])[0]
 
     __call__ = detect
 
-    def iter_detect(self, inputs: Iterable[ImageInput], batch_size: int | None = None) -> Iterator[Result]:
-        """Detect over many inputs, in batches, yielding a Result per input in input order; an
-        input that cannot be read yields a Result with its error, and the others go on."""
-        batch_size = batch_size or self.batch_size
-        pending: list[tuple[object, torch.Tensor | ImageError]] = []
-        for item in inputs:
-            try:
-                pending.append((item, self._to_tensor(item)))
-            except ImageError as exc:
-                pending.append((item, exc))
-            if len(pending) >= batch_size:
-                yield from self._run_pending(pending)
-                pending = []
-        if pending:
-            yield from self._run_pending(pending)
+    def iter_detect(self, inputs: Iterable[ImageInput], batch_size: int | None = None, *, workers: int = 0,
+                    keep_images: bool = False, max_pixels: int = MAX_PIXELS) -> Iterator[Result]:
+        """Detect over many inputs, ``batch_size`` images per cascade run, yielding a Result
+        per input in input order; an input that cannot be read yields a Result with its error,
+        and the others go on.
 
-    def _run_pending(self, pending: list[tuple[object, torch.Tensor | ImageError]]) -> Iterator[Result]:
-        tensors = [t for _, t in pending if isinstance(t, torch.Tensor)]
-        faces = iter(self.detect_tensors(tensors) if tensors else [])
-        for item, t in pending:
-            yield Result(item, faces=next(faces)) if isinstance(t, torch.Tensor) else Result(item, error=t)
+        workers: threads decoding inputs ahead of the detector (0: decode in this thread);
+        keep_images: keep each decoded image in its Result (``image``, uint8 RGB [H, W, 3]);
+        max_pixels: larger images are refused (ImageError in their Result).
+        """
+        batch_size = batch_size or self.batch_size
+        loaded = iter_loaded(inputs, workers, max_pixels, prefetch=max(2 * batch_size, 4 * workers))
+        yield from run_in_batches(loaded, self._tensors, batch_size, keep_images)

@@ -13,10 +13,12 @@ from typing import TextIO
 import cv2
 
 from ..align import align
-from ..batch import FORMATS, BatchSummary, Item, detect_many
+from ..batch import BatchSummary, detect_many
 from ..draw import draw_faces
 from ..errors import MTCNNError
+from ..faces import Result
 from ..images import list_images
+from ..writers import FORMATS
 from .common import add_detector_options, build_detector
 
 log = logging.getLogger(__name__)
@@ -99,17 +101,17 @@ def run(args: argparse.Namespace) -> int:
     roots = [Path(a).resolve() for a in args.paths if Path(a).is_dir()]
     out: str | TextIO | None = sys.stdout if args.json_out == "-" else args.json_out
 
-    def handle(item: Item) -> None:
-        if item.error is not None:
-            log.warning("skipped %s", item.error)
+    def handle(result: Result) -> None:
+        if result.error is not None or result.faces is None:
+            log.warning("skipped %s", result.error)
             return
-        faces, path = item.faces, item.path
-        if item.image is not None:
+        faces, path = result.faces, Path(str(result.source))
+        if result.image is not None:
             name = _relative_name(path, roots)
             if args.out:
-                _save_rgb((args.out / name).with_suffix(".jpg"), draw_faces(item.image, faces))
+                _save_rgb((args.out / name).with_suffix(".jpg"), draw_faces(result.image, faces))
             if args.crops and len(faces):
-                for i, crop in enumerate(align(item.image, faces.landmarks, args.crop_size)):
+                for i, crop in enumerate(align(result.image, faces.landmarks, args.crop_size)):
                     _save_rgb(args.crops / name.parent / f"{name.stem}_face{i}.jpg", crop)
         if out is None and not args.out and not args.crops:
             print(f"{path}: {len(faces)} face(s)" + "".join(

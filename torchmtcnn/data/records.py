@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+from ..faces import LANDMARK_NAMES
+
+__all__ = ["LANDMARK_NAMES", "FaceRecord"]
 
 
 @dataclass

@@ -4,7 +4,8 @@
   (easy / medium / hard), as the MATLAB eval_tools compute it.
 * :func:`evaluate_faces`: the same AP (and FDDB's discrete ROC) on a list of FaceRecord.
 * :func:`evaluate_landmarks`: inter-ocular NME, failure rate at 10 %, CED and its AUC.
-* :func:`read_predictions` / :func:`write_jsonl`: prediction sets on disk;
+* :func:`read_predictions` / :func:`write_jsonl`: prediction sets on disk (lists of
+  :class:`torchmtcnn.faces.Faces`, each named by its image);
   :func:`run_detector`: run a detector over a dataset and keep its predictions.
 
 The submodules import nothing heavy; plotting (:mod:`.plots`) needs matplotlib.
@@ -15,7 +16,6 @@ from .faces import FacesResult, evaluate_faces
 from .fddb import DiscreteROC, discrete_roc, ellipse_to_box, read_fddb_ellipses
 from .landmarks import LandmarkResult, ced_auc, ced_curve, evaluate_landmarks, match_faces, nme
 from .predictions import (
-    ImagePrediction,
     PredictionError,
     match_images,
     read_predictions,
@@ -30,7 +30,7 @@ __all__ = [
     "FacesResult", "evaluate_faces",
     "DiscreteROC", "discrete_roc", "ellipse_to_box", "read_fddb_ellipses",
     "LandmarkResult", "ced_auc", "ced_curve", "evaluate_landmarks", "match_faces", "nme",
-    "ImagePrediction", "PredictionError", "match_images", "read_predictions", "write_jsonl",
+    "PredictionError", "match_images", "read_predictions", "write_jsonl",
     "write_wider_dir",
     "run_detector",
     "SETTINGS", "WiderGroundTruth", "WiderResult", "evaluate_wider", "load_wider_gt",

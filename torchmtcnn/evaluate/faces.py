@@ -16,7 +16,8 @@ import numpy as np
 from ..data.records import FaceRecord
 from .ap import THRESH_NUM, PRCurve, pr_curve
 from .fddb import DiscreteROC, discrete_roc
-from .predictions import ImagePrediction, match_images
+from ..faces import Faces
+from .predictions import match_images
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ class FacesResult:
 
 
 def pair_predictions(
-    records: Sequence[FaceRecord], preds: Sequence[ImagePrediction]
-) -> tuple[list[ImagePrediction | None], list[str], list[str]]:
+    records: Sequence[FaceRecord], preds: Sequence[Faces]
+) -> tuple[list[Faces | None], list[str], list[str]]:
     """For each record, its prediction (or None); plus the missing and unused image names."""
     matching = match_images([r.image for r in records], [p.image for p in preds])
     if matching.ambiguous:
@@ -62,7 +63,7 @@ def pair_predictions(
 
 def evaluate_faces(
     records: Sequence[FaceRecord],
-    preds: Sequence[ImagePrediction],
+    preds: Sequence[Faces],
     iou_thresh: float = 0.5,
     thresh_num: int = THRESH_NUM,
     skip_empty: bool = True,

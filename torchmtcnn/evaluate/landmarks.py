@@ -23,7 +23,7 @@ import numpy as np
 from ..data.records import FaceRecord
 from .ap import overlaps
 from .faces import pair_predictions
-from .predictions import ImagePrediction
+from ..faces import Faces
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class LandmarkResult:
 
 def evaluate_landmarks(
     records: Sequence[FaceRecord],
-    preds: Sequence[ImagePrediction],
+    preds: Sequence[Faces],
     iou_thresh: float = 0.5,
     max_error: float = FAILURE_THRESHOLD,
 ) -> LandmarkResult:

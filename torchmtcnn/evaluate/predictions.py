@@ -1,8 +1,11 @@
 """Detector output on disk: reading and writing prediction sets, matching them to images.
 
-Three layouts are read:
+A prediction set is a list of :class:`~torchmtcnn.faces.Faces`, each named by its image
+(``Faces.image``). Three layouts are read:
 
-* our JSON lines, one image a line (the format ``mtcnn detect --json`` writes)::
+* the package's JSON lines, one image a line (``torchmtcnn.faces``: the format
+  ``mtcnn detect --json`` writes, read by ``read_faces_jsonl`` and written by
+  ``write_faces_jsonl``, here ``read_jsonl`` / ``write_jsonl``)::
 
     {"image": "a/b.jpg", "width": 640, "height": 480, "faces": [{"box": [x1, y1, x2, y2],
      "score": 0.99, "keypoints": {"left_eye": [x, y], "right_eye": [x, y], "nose": [x, y],
@@ -20,59 +23,24 @@ with the image extension dropped, so WIDER's ``event/name`` matches ``.../event/
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..data.records import LANDMARK_NAMES
-from ..errors import AnnotationError, MTCNNError
+from ..errors import MTCNNError, PredictionError
+from ..faces import Faces
+from ..faces import read_faces_jsonl as read_jsonl
+from ..faces import write_faces_jsonl as write_jsonl
+from ..images import IMAGE_EXTENSIONS
+
+__all__ = ["Matching", "PredictionError", "fddb_blocks", "match_images", "read_fddb_detections", "read_jsonl",
+           "read_predictions", "read_wider_dir", "write_jsonl", "write_wider_dir"]
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
-                    ".pgm"}
-
-
-class PredictionError(AnnotationError):
-    """A prediction file or line could not be read (names the file and line)."""
-
-
-@dataclass
-class ImagePrediction:
-    """The faces a detector found in one image.
-
-    Attributes:
-        image: the image path as the detector was given it (or WIDER's ``event/name``).
-        boxes: float64 [N, 4] (x1, y1, x2, y2), x2 exclusive.
-        scores: float64 [N].
-        landmarks: float64 [N, 5, 2] in LANDMARK_NAMES order, or None; NaN for a face
-            without points.
-        width, height: image size in pixels when known.
-    """
-
-    image: str
-    boxes: np.ndarray
-    scores: np.ndarray
-    landmarks: np.ndarray | None = None
-    width: int | None = None
-    height: int | None = None
-
-    def __post_init__(self) -> None:
-        self.boxes = np.asarray(self.boxes, np.float64).reshape(-1, 4)
-        self.scores = np.asarray(self.scores, np.float64).reshape(-1)
-        if len(self.scores) != len(self.boxes):
-            raise ValueError(f"{self.image}: {len(self.boxes)} boxes, {len(self.scores)} scores")
-        if self.landmarks is not None:
-            self.landmarks = np.asarray(self.landmarks, np.float64).reshape(-1, 5, 2)
-
-    def __len__(self) -> int:
-        return len(self.boxes)
 
 
 @dataclass
@@ -157,53 +125,6 @@ def match_images(gt_images: Sequence[str | Path], pred_images: Sequence[str]) ->
 # --------------------------------------------------------------------------- reading
 
 
-def _face_landmarks(face: dict, where: str) -> np.ndarray:
-    points = face.get("keypoints") or face.get("landmarks")
-    out = np.full((5, 2), np.nan)
-    if points is None:
-        return out
-    if isinstance(points, dict):
-        for k, name in enumerate(LANDMARK_NAMES):
-            if name in points and points[name] is not None:
-                out[k] = np.asarray(points[name], np.float64).reshape(2)
-    else:
-        arr = np.asarray(points, np.float64)
-        if arr.size != 10:
-            raise PredictionError(f"{where}: keypoints need 5 (x, y) points, got {arr.size} values")
-        out = arr.reshape(5, 2)
-    return out
-
-
-def read_jsonl(path: str | Path) -> list[ImagePrediction]:
-    """Read our JSON-lines predictions (see the module docstring). Blank lines are skipped."""
-    path = Path(path)
-    out: list[ImagePrediction] = []
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                item = json.loads(line)
-                if "error" in item and "faces" not in item:
-                    # `mtcnn detect --json` names an image it could not read: that is a
-                    # missing prediction (reported as such), not an image without faces.
-                    log.warning("%s: %s has no prediction (%s)", where, item.get("image"), item["error"])
-                    continue
-                faces = item.get("faces") or []
-                boxes = np.asarray([f["box"] for f in faces], np.float64).reshape(-1, 4)
-                scores = np.asarray([f.get("score", 1.0) for f in faces], np.float64)
-                has_points = any(("keypoints" in f or "landmarks" in f) for f in faces)
-                lms = np.stack([_face_landmarks(f, where) for f in faces]) if has_points else None
-                out.append(ImagePrediction(str(item["image"]), boxes, scores, lms,
-                                           item.get("width"), item.get("height")))
-            except PredictionError:
-                raise
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise PredictionError(f"{where}: not a prediction line ({exc})") from exc
-    return out
-
-
 def _parse_xywhs(lines: list[str], where: str) -> tuple[np.ndarray, np.ndarray]:
     rows = []
     for k, line in enumerate(lines):
@@ -224,14 +145,14 @@ def _parse_xywhs(lines: list[str], where: str) -> tuple[np.ndarray, np.ndarray]:
     return boxes, arr[:, 4].copy()
 
 
-def read_wider_dir(path: str | Path) -> list[ImagePrediction]:
+def read_wider_dir(path: str | Path) -> list[Faces]:
     """Read the official WIDER FACE submission layout: ``DIR/<event>/<image>.txt``.
 
     Each file: image name, count, then ``x y w h score`` lines. The prediction's image is
     ``<event>/<image name>`` (the folder the file is in, then the name from line 1).
     """
     root = Path(path)
-    out: list[ImagePrediction] = []
+    out: list[Faces] = []
     files = sorted(root.rglob("*.txt"))
     if not files:
         raise PredictionError(f"{root}: no .txt prediction files in this folder")
@@ -249,7 +170,7 @@ def read_wider_dir(path: str | Path) -> list[ImagePrediction]:
             log.debug("%s: says %d faces, has %d lines", file, count, len(boxes))
         rel = file.parent.relative_to(root)
         image = str(PurePosixPath(*rel.parts, name)) if rel.parts else name
-        out.append(ImagePrediction(image, boxes, scores))
+        out.append(Faces(boxes, scores, image=image))
     return out
 
 
@@ -275,17 +196,17 @@ def fddb_blocks(path: Path, error: type[Exception]) -> Iterator[tuple[int, str, 
         i += 2 + count
 
 
-def read_fddb_detections(path: str | Path) -> list[ImagePrediction]:
+def read_fddb_detections(path: str | Path) -> list[Faces]:
     """Read FDDB detections: blocks of image name, count, ``x y w h score`` lines."""
     path = Path(path)
-    out: list[ImagePrediction] = []
+    out: list[Faces] = []
     for lineno, name, block in fddb_blocks(path, PredictionError):
         boxes, scores = _parse_xywhs(block, f"{path}:{lineno + 2}")
-        out.append(ImagePrediction(name, boxes, scores))
+        out.append(Faces(boxes, scores, image=name))
     return out
 
 
-def read_predictions(path: str | Path, fmt: str | None = None) -> list[ImagePrediction]:
+def read_predictions(path: str | Path, fmt: str | None = None) -> list[Faces]:
     """Read a prediction set; fmt "jsonl", "wider" (folder) or "fddb", guessed when None."""
     path = Path(path)
     if not path.exists():
@@ -311,41 +232,7 @@ def read_predictions(path: str | Path, fmt: str | None = None) -> list[ImagePred
 # --------------------------------------------------------------------------- writing
 
 
-def prediction_to_json(pred: ImagePrediction) -> dict:
-    """One image's prediction as the JSON-lines object (a dict)."""
-    faces = []
-    for k in range(len(pred)):
-        face: dict = {"box": [round(float(v), 2) for v in pred.boxes[k]],
-                      "score": round(float(pred.scores[k]), 6)}
-        if pred.landmarks is not None:
-            face["keypoints"] = {
-                name: [round(float(v), 2) for v in pred.landmarks[k, j]]
-                for j, name in enumerate(LANDMARK_NAMES)
-                if np.all(np.isfinite(pred.landmarks[k, j]))
-            }
-        faces.append(face)
-    item: dict = {"image": pred.image}
-    if pred.width is not None:
-        item["width"] = int(pred.width)
-    if pred.height is not None:
-        item["height"] = int(pred.height)
-    item["faces"] = faces
-    return item
-
-
-def write_jsonl(preds: Iterable[ImagePrediction], path: str | Path) -> int:
-    """Write predictions as JSON lines; returns the number of lines written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("w", encoding="utf-8") as fh:
-        for pred in preds:
-            fh.write(json.dumps(prediction_to_json(pred)) + "\n")
-            n += 1
-    return n
-
-
-def write_wider_dir(preds: Iterable[ImagePrediction], root: str | Path) -> int:
+def write_wider_dir(preds: Iterable[Faces], root: str | Path) -> int:
     """Write predictions in the official WIDER submission layout (event folder from the path).
 
     Returns the number of files written.

@@ -1,20 +1,25 @@
 """Running a detector over a dataset and keeping its predictions (JSON lines).
 
-Works with anything that has ``.detect(list_of_paths) -> list`` of objects with ``boxes``
-[N, 4] (x1, y1, x2, y2), ``scores`` [N] and ``landmarks`` [N, 5, 2] (numpy-convertible,
-torch tensors included), such as :class:`torchmtcnn.MTCNN`.
+Works with :class:`torchmtcnn.MTCNN` (through its one loop, ``iter_detect``: bad images are
+set aside, the others detected in batches, sizes taken from the decoded images) and with any
+other object that has ``.detect(list_of_paths) -> list`` of results with ``boxes`` [N, 4]
+(x1, y1, x2, y2), ``scores`` [N] and ``landmarks`` [N, 5, 2] (numpy or torch): such a detector
+reads the images itself, so the same loop (``run_in_batches``) hands it the paths, runs a
+failing batch again image by image, and reads an image's size from its header when the result
+does not say it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
-import numpy as np
-
+from ..detector import run_in_batches
 from ..errors import MTCNNError
-from .predictions import ImagePrediction, write_jsonl
+from ..faces import Faces, Result, write_faces_jsonl
+from ..images import image_size
 
 log = logging.getLogger(__name__)
 
@@ -24,43 +29,23 @@ _IMAGE_ERRORS = (MTCNNError, OSError, ValueError)
 
 
 class Detector(Protocol):
-    def detect(self, images: list) -> list: ...
+    def detect(self, images: list) -> Any: ...
 
 
-def _numpy(x: Any, shape: tuple[int, ...]) -> np.ndarray | None:
-    if x is None:
-        return None
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, np.float64).reshape(shape)
-
-
-def _image_size(path: Path) -> tuple[int | None, int | None]:
+def _size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from the image's header; None when it cannot be read (informative only)."""
     try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return im.size
-    except Exception:  # size is informative only; the detector reports unreadable images
-        return None, None
+        width, height = image_size(path)
+        return height, width
+    except Exception:  # the detector reported the image; its size is not worth a second error
+        return None
 
 
-def to_prediction(image: str, faces: Any, size: tuple[int | None, int | None] = (None, None)
-                  ) -> ImagePrediction:
-    """Turn one detector result (boxes, scores, landmarks attributes) into an ImagePrediction."""
-    boxes = _numpy(getattr(faces, "boxes", None), (-1, 4))
-    if boxes is None:
-        boxes = np.zeros((0, 4))
-    scores = _numpy(getattr(faces, "scores", None), (-1,))
-    if scores is None:
-        scores = np.ones(len(boxes))
-    lms = _numpy(getattr(faces, "landmarks", None), (-1, 5, 2))
-    return ImagePrediction(image, boxes, scores, lms, size[0], size[1])
-
-
-def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _results(detector: Detector, paths: list[Path], batch_size: int) -> Iterator[Result]:
+    iter_detect = getattr(detector, "iter_detect", None)
+    if iter_detect is not None:
+        return iter_detect(paths, batch_size)
+    return run_in_batches(((p, str(p)) for p in paths), detector.detect, batch_size, retry_on=_IMAGE_ERRORS)
 
 
 def run_detector(
@@ -70,60 +55,43 @@ def run_detector(
     batch_size: int = 8,
     out: str | Path | None = None,
     progress: bool = True,
-) -> tuple[list[ImagePrediction], list[tuple[str, str]]]:
+) -> tuple[list[Faces], list[tuple[str, str]]]:
     """Run ``detector`` over ``images`` in batches; optionally save the JSON lines to ``out``.
 
     images: paths as the dataset names them, relative to ``images_root`` when given; the
-    predictions keep these names (so they match the annotations later). A batch that fails
-    is retried image by image; images that still fail are left out and returned with the
-    reason.
+    predictions keep these names (``Faces.image``, so they match the annotations later).
+    Images that cannot be read are left out and returned with the reason.
 
-    Returns (predictions in image order, [(image, error message)] for failed images).
+    Returns (predictions in image order, float64, [(image, error message)] for failed images).
     """
     if batch_size < 1:
         raise MTCNNError(f"batch size must be at least 1, got {batch_size}")
     root = Path(images_root) if images_root is not None else None
     names = [str(p) for p in images]
-    paths = [(root / p if root is not None and not Path(p).is_absolute() else Path(p))
-             for p in names]
-    preds: list[ImagePrediction] = []
+    paths = [(root / p if root is not None and not Path(p).is_absolute() else Path(p)) for p in names]
+    preds: list[Faces] = []
     failed: list[tuple[str, str]] = []
     bar = None
     if progress:
-        try:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
-            bar = tqdm(total=len(paths), desc="detect", unit="img")
-        except ImportError:
-            bar = None
+        bar = tqdm(total=len(paths), desc="detect", unit="img")
     try:
-        for batch in _batches(list(range(len(paths))), batch_size):
-            try:
-                results = detector.detect([str(paths[i]) for i in batch])
-                if len(results) != len(batch):
-                    raise MTCNNError(f"detector gave {len(results)} results for {len(batch)}")
-                done = list(zip(batch, results))
-            except _IMAGE_ERRORS as exc:
-                done = []
-                if len(batch) == 1:
-                    log.warning("%s: %s", paths[batch[0]], exc)
-                    failed.append((names[batch[0]], str(exc)))
-                for i in batch if len(batch) > 1 else []:
-                    try:
-                        done.append((i, detector.detect([str(paths[i])])[0]))
-                    except _IMAGE_ERRORS as exc:
-                        log.warning("%s: %s", paths[i], exc)
-                        failed.append((names[i], str(exc)))
-            for i, faces in done:
-                preds.append(to_prediction(names[i], faces, _image_size(paths[i])))
+        for name, path, result in zip(names, paths, _results(detector, paths, batch_size)):
+            if result.error is not None:
+                log.warning("%s: %s", path, result.error)
+                failed.append((name, str(result.error)))
+            else:
+                size = getattr(result.faces, "image_size", None) or _size(path)
+                preds.append(Faces.coerce(result.faces, name, size))
             if bar is not None:
-                bar.update(len(batch))
+                bar.update(1)
     finally:
         if bar is not None:
             bar.close()
     if failed and not preds:
         raise MTCNNError(f"the detector failed on every image, e.g. {failed[0][0]}: {failed[0][1]}")
     if out is not None:
-        write_jsonl(preds, out)
+        write_faces_jsonl(preds, out)
         log.info("wrote %d predictions to %s", len(preds), out)
     return preds, failed

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import AnnotationError
 from .ap import THRESH_NUM, PRCurve, pr_curve
-from .predictions import ImagePrediction, match_images
+from ..faces import Faces
+from .predictions import match_images
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class WiderResult:
 
 
 def evaluate_wider(
-    preds: Sequence[ImagePrediction],
+    preds: Sequence[Faces],
     gt: WiderGroundTruth,
     iou_thresh: float = 0.5,
     thresh_num: int = THRESH_NUM,

@@ -24,6 +24,7 @@ from PIL import Image
 
 from .. import __version__, cascade
 from ..errors import ImageError, MissingExtraError
+from ..faces import FACE_SCHEMA
 from ..images import load
 from .settings import Settings
 
@@ -32,7 +33,6 @@ try:
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
-    from pydantic import BaseModel
     from starlette.formparsers import MultiPartException, MultiPartParser
 except ImportError as exc:  # the [serve] extra is not installed
     raise MissingExtraError("mtcnn serve", "serve", exc.name or "fastapi") from exc
@@ -56,27 +56,24 @@ _REQUEST_BODY = {
 }
 
 
-class Face(BaseModel):
-    box: list[float]  # x1, y1, x2, y2 in pixels
-    score: float
-    keypoints: dict[str, list[float]]  # left_eye, right_eye, nose, mouth_left, mouth_right: [x, y]
-
-
-class Model(BaseModel):
-    name: str
-    version: str
-
-
-class Detection(BaseModel):
-    faces: list[Face]
-    count: int
-    width: int
-    height: int
-    model: Model
-    min_face_size: float
-    thresholds: list[float]
-    detect_ms: float
-    time_ms: float
+# The answer of POST /detect, for the OpenAPI document; a face is the one face JSON
+# (``faces.FACE_SCHEMA``), written by ``Faces.to_dicts``.
+_DETECTION_SCHEMA = {
+    "type": "object",
+    "required": ["faces", "count", "width", "height", "model", "min_face_size", "thresholds", "detect_ms", "time_ms"],
+    "properties": {
+        "faces": {"type": "array", "items": FACE_SCHEMA},
+        "count": {"type": "integer"},
+        "width": {"type": "integer"},
+        "height": {"type": "integer"},
+        "model": {"type": "object", "description": "the weights' own name and version",
+                  "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
+        "min_face_size": {"type": "number"},
+        "thresholds": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
+        "detect_ms": {"type": "number", "description": "the detection alone"},
+        "time_ms": {"type": "number", "description": "the whole request in the service"},
+    },
+}
 
 
 def rss_bytes() -> int:
@@ -248,8 +245,10 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> FastAP
                 "device": str(getattr(d, "device", "")), "workers": settings.workers,
                 "in_flight": service.in_flight, "served": service.served, "rss_bytes": rss_bytes()}
 
-    @app.post("/detect", response_model=Detection, openapi_extra={"requestBody": _REQUEST_BODY},
-              responses={400: {"description": "empty body, not an image, truncated image"},
+    @app.post("/detect", openapi_extra={"requestBody": _REQUEST_BODY},
+              responses={200: {"description": "the faces found",
+                               "content": {"application/json": {"schema": _DETECTION_SCHEMA}}},
+                         400: {"description": "empty body, not an image, truncated image"},
                          413: {"description": "body or image over the limits"},
                          422: {"description": "invalid options"},
                          503: {"description": "too many requests waiting"}})

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from torchmtcnn.data.records import FaceRecord
 from torchmtcnn.errors import AnnotationError
+from torchmtcnn.images import image_size
 
 logger = logging.getLogger(__name__)
 
@@ -151,62 +152,12 @@ class ReadContext:
         if not self.check_images:
             return True, None
         try:
-            size = header_size(image)
-            if size is None:
-                with Image.open(image) as im:
-                    size = (int(im.size[0]), int(im.size[1]))
-            return True, size
+            return True, image_size(image)
         except FileNotFoundError:
             self.report(loc, MISSING_IMAGE, f"image not found: {image}; record skipped")
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             self.report(loc, UNREADABLE_IMAGE, f"cannot read image {image}: {exc}; record skipped")
         return False, None
-
-
-_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
-def header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) of a JPEG or PNG from its first bytes, or None to ask PIL.
-
-    About ten times faster than ``PIL.Image.open`` (which also parses tables we do not
-    need); anything unusual (other formats, a marker past the first 64 KiB, odd sizes)
-    returns None and the caller falls back to PIL, which is the reference.
-    """
-    with open(path, "rb", buffering=0) as f:
-        head = f.read(2048)
-        size = _scan_header(head)
-        if size is False:  # the frame header lies further: EXIF thumbnails and the like
-            size = _scan_header(head + f.read(65536 - 2048))
-    return size or None
-
-
-def _scan_header(head: bytes) -> tuple[int, int] | None | bool:
-    """Size from the bytes of a file start; None: not found / not usable; False: need more."""
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-        w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-        return (w, h) if w > 0 and h > 0 else None
-    if head[:2] != b"\xff\xd8":
-        return None
-    i, n = 2, len(head)
-    while i + 9 < n:
-        if head[i] != 0xFF:
-            return None
-        marker = head[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in _SOF_MARKERS:
-            h = int.from_bytes(head[i + 5 : i + 7], "big")
-            w = int.from_bytes(head[i + 7 : i + 9], "big")
-            return (w, h) if w > 0 and h > 0 else None
-        if marker == 0xD8 or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
-            return None
-        i += 2 + int.from_bytes(head[i + 2 : i + 4], "big")
-    return False if n >= 2048 and n < 65536 else None
 
 
 def read_lines(path: Path) -> list[str]:
