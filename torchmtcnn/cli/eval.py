@@ -14,9 +14,6 @@ from .common import add_detector_options, build_detector
 
 log = logging.getLogger(__name__)
 
-ANNOTATION_FORMATS = ("wider", "wider-mat", "sun2013", "mtfl", "caltech", "jsonl", "fddb")
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -51,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_annotations(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotations", required=True, nargs="+", type=Path, metavar="FILE",
                    help="ground-truth file(s) (several for FDDB folds)")
+    from ..evaluate.ground_truth import ANNOTATION_FORMATS
+
     p.add_argument("--format", choices=ANNOTATION_FORMATS, default=None,
                    help="annotation format (guessed from the file when left out)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
@@ -116,57 +115,11 @@ def _pred_sets(args: argparse.Namespace, images: list[str]) -> dict[str, list]:
 
 
 def _load_records(args: argparse.Namespace) -> list:
-    fmt = args.format
-    paths = list(args.annotations)
-    if fmt is None and all("ellipseList" in p.name for p in paths):
-        fmt = "fddb"
-    if fmt == "fddb":
-        from ..evaluate.fddb import read_fddb_ellipses
+    from ..evaluate.ground_truth import load_ground_truth
 
-        records = read_fddb_ellipses(paths)
-    else:
-        try:
-            from ..data.readers import read_annotations
-        except ImportError as exc:
-            raise MTCNNError(f"annotation readers unavailable ({exc})") from exc
-        records = []
-        problems: list = []
-        for path in paths:
-            if not path.exists():
-                raise MTCNNError(f"{path}: annotation file not found")
-            # images are opened only when the detector is to run on them
-            result = read_annotations(path, fmt=fmt, images_root=args.images_root,
-                                      check_images=bool(args.run))
-            if result.problems:
-                log.warning("%s: %d annotation lines skipped, e.g. %s", path,
-                            len(result.problems), result.problems[0])
-            problems.extend(result.problems)
-            records.extend(result.records)
-        if not records:
-            hint = f" ({len(problems)} entries skipped, e.g. {problems[0]})" if problems else ""
-            raise MTCNNError(f"the annotations hold no usable image{hint}")
-    if args.limit is not None:
-        records = records[: args.limit]
-    if not records:
-        raise MTCNNError("the annotations hold no image")
-    return records
-
-
-def _image_names(records: list, images_root: Path | None) -> list[str]:
-    """Image paths for --run: relative to --images-root when under it (portable JSON lines)."""
-    names = []
-    for r in records:
-        path = Path(r.image)
-        if images_root is not None and path.is_absolute():
-            try:
-                path = path.relative_to(Path(images_root).resolve())
-            except ValueError:
-                try:
-                    path = path.relative_to(Path(images_root).absolute())
-                except ValueError:
-                    pass
-        names.append(path.as_posix())
-    return names
+    # images are opened only when the detector is to run on them
+    return load_ground_truth(args.annotations, args.format, args.images_root, check_images=bool(args.run),
+                             limit=args.limit)
 
 
 def _fmt(x: float, pct: bool = False) -> str:
@@ -231,9 +184,10 @@ def run_wider(args: argparse.Namespace) -> int:
 
 def run_faces(args: argparse.Namespace) -> int:
     from ..evaluate.faces import evaluate_faces
+    from ..evaluate.ground_truth import image_names
 
     records = _load_records(args)
-    sets = _pred_sets(args, _image_names(records, args.images_root))
+    sets = _pred_sets(args, image_names(records, args.images_root))
     results = {name: evaluate_faces(records, preds, args.iou,
                                     skip_empty=not args.count_fp_on_empty)
                for name, preds in sets.items()}
@@ -259,10 +213,11 @@ def run_faces(args: argparse.Namespace) -> int:
 
 
 def run_landmarks(args: argparse.Namespace) -> int:
+    from ..evaluate.ground_truth import image_names
     from ..evaluate.landmarks import evaluate_landmarks
 
     records = _load_records(args)
-    sets = _pred_sets(args, _image_names(records, args.images_root))
+    sets = _pred_sets(args, image_names(records, args.images_root))
     results = {name: evaluate_landmarks(records, preds, args.iou) for name, preds in sets.items()}
     headers = ["detector", "NME %", "failure % (>10%)", "AUC@0.1", "faces", "missed",
                "no points"]
