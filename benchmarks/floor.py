@@ -35,7 +35,7 @@ from torchmtcnn import MTCNN
 from torchmtcnn import cascade as cascade_module
 from torchmtcnn.assets import group_photo
 from torchmtcnn.cascade import pyramid_scales
-from torchmtcnn.crops import opencv_map
+from torchmtcnn.crops import opencv_map, padded_crop
 
 
 def recorded_crops(detector: MTCNN, image: np.ndarray) -> list[tuple[np.ndarray, int]]:
@@ -46,13 +46,8 @@ def recorded_crops(detector: MTCNN, image: np.ndarray) -> list[tuple[np.ndarray,
 
     def record(images, image_index, regions, size, *args):
         pixels = images[0].numpy()
-        h, w = pixels.shape[:2]
         for left, top, right, bottom in regions.round().long().tolist():
-            src = np.zeros((bottom - top, right - left, 3), np.float32)
-            y0, x0, y1, x1 = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
-            if y1 > y0 and x1 > x0:
-                src[y0 - top : y1 - top, x0 - left : x1 - left] = pixels[y0:y1, x0:x1]
-            crops.append((src, size))
+            crops.append((padded_crop(pixels, left, top, right, bottom, np.float32), size))
         return original(images, image_index, regions, size, *args)
 
     cascade_module.crop_resize = record

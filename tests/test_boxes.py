@@ -92,12 +92,12 @@ def test_batched_nms_never_suppresses_across_groups():
     assert got == want
 
 
-def test_calibrate_square_clip():
+def test_regression_square_clip():
     box = torch.tensor([[10.0, 20, 29, 59]])
     reg = torch.tensor([[0.1, -0.1, 0.0, 0.5]])
     # widths with the original "+1": 20 x 40
-    assert B.calibrate(box, reg, offset=1.0).tolist() == [[12.0, 16.0, 29.0, 79.0]]
-    np.testing.assert_allclose(B.calibrate(box, reg, offset=0.0).numpy(), [[11.9, 16.1, 29.0, 78.5]], rtol=1e-6)
+    assert B.apply_regression(box, reg, offset=1.0).tolist() == [[12.0, 16.0, 29.0, 79.0]]
+    np.testing.assert_allclose(B.apply_regression(box, reg, offset=0.0).numpy(), [[11.9, 16.1, 29.0, 78.5]], rtol=1e-6)
     sq = B.square(torch.tensor([[0.0, 0, 10, 30]]))
     assert sq.tolist() == [[-10.0, 0.0, 20.0, 30.0]]
     assert B.clip_boxes(sq, 15, 25).tolist() == [[0.0, 0.0, 15.0, 25.0]]

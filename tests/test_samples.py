@@ -15,10 +15,11 @@ from torchmtcnn.data.pipeline import (
     BuildReport, mine_samples, mix_counts, photo_samples, pnet_samples_of,
 )
 from torchmtcnn.data.records import FaceRecord
+from torchmtcnn.crops import crop_square
 from torchmtcnn.data.samples import (
-    LABEL_LANDMARK, LABEL_NEGATIVE, LABEL_PART, LABEL_POSITIVE, SampleConfig, crop_square,
-    label_candidates, read_rgb,
+    LABEL_LANDMARK, LABEL_NEGATIVE, LABEL_PART, LABEL_POSITIVE, SampleConfig, label_candidates,
 )
+from torchmtcnn.images import read_image as read_rgb
 
 # Colours painted at the five landmarks (RGB): left eye, right eye, nose, mouth l, mouth r.
 POINT_COLOURS = np.array(
@@ -266,3 +267,18 @@ def test_mix_counts_keeps_the_ratio():
     assert got == {0: 900, 1: 300, -1: 300, -2: 0}
     assert mix_counts({0: 10, 1: 10, -1: 10, -2: 10}, (1, 1, 0, 1)) == {
         0: 10, 1: 10, -1: 0, -2: 10}
+
+
+def test_square_boxes_are_the_cascade_squares_rounded_to_whole_pixels():
+    from torchmtcnn.data.samples import square_boxes
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(-50, 500, (2000, 2))
+    boxes = np.hstack([xy, xy + rng.uniform(0.2, 300, (2000, 2))])
+    boxes[::97] = np.nan  # proposals that are not finite are dropped
+    # the rule written out: side = round(max(w, h)), corners rounded around the centre
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.round(np.maximum(w, h))
+    expected = np.stack([np.round(boxes[:, 0] + w / 2 - side / 2), np.round(boxes[:, 1] + h / 2 - side / 2), side], 1)
+    expected = expected[np.isfinite(expected).all(1) & (side >= 1)].astype(np.int64)
+    np.testing.assert_array_equal(square_boxes(np.hstack([boxes, rng.random((2000, 1))])), expected)

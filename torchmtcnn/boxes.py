@@ -1,4 +1,5 @@
-"""Pure tensor functions on boxes: area, IoU, NMS, regression, squaring, clipping.
+"""Pure tensor functions on boxes: area, IoU, NMS, regression (``apply_regression``), squaring,
+clipping.
 
 Every box is (x1, y1, x2, y2). ``offset`` is the width of a one-pixel box: 0 for continuous
 coordinates (x2 = x1 + width), 1 for the inclusive pixel indices the original MTCNN code
@@ -166,8 +167,9 @@ def batched_nms(
     return nms(boxes + (groups.to(boxes.dtype) * span)[:, None], scores, threshold, mode, offset)
 
 
-def calibrate(boxes: Tensor, regression: Tensor, offset: float = 1.0) -> Tensor:
-    """Apply the networks' box regression.
+def apply_regression(boxes: Tensor, regression: Tensor, offset: float = 1.0) -> Tensor:
+    """Apply the networks' box regression (what the original code calls "calibrating" a box;
+    not the score calibration of ``train.calibrate``).
 
     boxes: Tensor[N, 4]; regression: Tensor[N, 4], offsets of each side in units of the
     box's width and height -> Tensor[N, 4].
@@ -177,11 +179,14 @@ def calibrate(boxes: Tensor, regression: Tensor, offset: float = 1.0) -> Tensor:
     return boxes + regression * torch.stack([w, h, w, h], dim=1)
 
 
-def square(boxes: Tensor) -> Tensor:
-    """Grow each box to a square around its centre. boxes: Tensor[N, 4] -> Tensor[N, 4]."""
+def square(boxes: Tensor, round_side: bool = False) -> Tensor:
+    """Grow each box to a square around its centre (side: the longer side, rounded to a whole
+    number of pixels with ``round_side``). boxes: Tensor[N, 4] -> Tensor[N, 4]."""
     w = boxes[:, 2] - boxes[:, 0]
     h = boxes[:, 3] - boxes[:, 1]
     side = torch.maximum(w, h)
+    if round_side:
+        side = side.round()
     x1 = boxes[:, 0] + w * 0.5 - side * 0.5
     y1 = boxes[:, 1] + h * 0.5 - side * 0.5
     return torch.stack([x1, y1, x1 + side, y1 + side], dim=1)

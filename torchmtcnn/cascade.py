@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .backends import NetworkBackend
-from .boxes import batched_nms, calibrate, square
+from .boxes import apply_regression, batched_nms, square
 from .crops import crop_resize, opencv_map
 
 STAGES = ("pnet", "rnet", "onet")
@@ -227,8 +227,8 @@ class Cascade:
         keep = batched_nms(boxes, scores, level * len(images) + image_index, cfg.nms_level, offset=1.0)
         image_index, boxes, scores, regs = image_index[keep], boxes[keep], scores[keep], regs[keep]
         keep = batched_nms(boxes, scores, image_index, cfg.nms_image, offset=1.0)
-        # The original calibrates P-Net boxes with width x2 - x1 here (no "+1").
-        boxes = square(calibrate(boxes[keep], regs[keep], offset=0.0)).trunc()
+        # The original applies P-Net's regression with width x2 - x1 here (no "+1").
+        boxes = square(apply_regression(boxes[keep], regs[keep], offset=0.0)).trunc()
         return Candidates(image_index[keep], boxes, scores[keep])
 
     def _pyramid(self, images: list[Tensor], sizes: list[tuple[int, int]]) -> Iterator[Tensor]:
@@ -315,7 +315,7 @@ class Cascade:
         reg = reg[passed].double()
         keep = batched_nms(c.boxes, c.scores, c.image_index, cfg.nms_rnet, offset=1.0)
         c = c.select(keep)
-        c.boxes = square(calibrate(c.boxes, reg[keep], offset=1.0))
+        c.boxes = square(apply_regression(c.boxes, reg[keep], offset=1.0))
         return c
 
     def output(self, images: list[Tensor], c: Candidates) -> Candidates:
@@ -330,7 +330,7 @@ class Cascade:
         xs = w * points[:, 0:5] + c.boxes[:, 0:1] - 1
         ys = h * points[:, 5:10] + c.boxes[:, 1:2] - 1
         c.landmarks = torch.stack([xs, ys], dim=2)
-        c.boxes = calibrate(c.boxes, reg, offset=1.0)
+        c.boxes = apply_regression(c.boxes, reg, offset=1.0)
         keep = batched_nms(c.boxes, c.scores, c.image_index, cfg.nms_onet, mode="min", offset=1.0)
         return c.select(keep)
 

@@ -11,15 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..images import read_image
+
 ASSETS = Path(__file__).parent
 ASTRONAUT = ASSETS / "astronaut.jpg"
 GRACE_HOPPER = ASSETS / "grace_hopper.jpg"
 # Face-and-shoulders regions (rows, columns) of the two photos used for group photos.
 _PORTRAITS = ((ASTRONAUT, (slice(0, 260), slice(130, 330))), (GRACE_HOPPER, (slice(0, 300), slice(60, 460))))
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    return cv2.imread(str(path), cv2.IMREAD_COLOR)[:, :, ::-1].copy()
 
 
 def group_photo(width: int = 640, height: int = 480, faces: int = 6, seed: int = 0) -> np.ndarray:
@@ -30,7 +28,7 @@ def group_photo(width: int = 640, height: int = 480, faces: int = 6, seed: int =
     rng = np.random.default_rng(seed)
     canvas = np.empty((height, width, 3), np.uint8)
     canvas[:] = rng.integers(90, 160, (1, 1, 3))
-    portraits = [read_rgb(path)[region] for path, region in _PORTRAITS]
+    portraits = [read_image(path)[region] for path, region in _PORTRAITS]
     cols = int(np.ceil(np.sqrt(faces * width / height)))
     rows = int(np.ceil(faces / cols))
     cell_w, cell_h = width // cols, height // rows

@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 
 from ..boxes import iou_numpy
+from ..crops import resize_square
 from .records import FaceRecord
-from .samples import LABEL_LANDMARK, SampleConfig, Samples, resize_square, usable_faces
+from .samples import LABEL_LANDMARK, SampleConfig, Samples, usable_faces
 
 # Index permutation of the five points under a horizontal flip: left eye <-> right eye,
 # nose stays, left mouth corner <-> right mouth corner.

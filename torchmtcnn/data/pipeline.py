@@ -30,11 +30,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import ImageError
+from ..images import read_image
 from .landmark_samples import landmark_samples
 from .records import FaceRecord
 from .samples import (
     LABEL_NAMES, RATIO_ORDER, SampleConfig, Samples, as_boxes, face_jitter_boxes,
-    label_candidates, pnet_samples, read_rgb,
+    label_candidates, pnet_samples,
 )
 from .splits import is_validation
 from .store import SampleStore, StoreWriter
@@ -77,8 +79,10 @@ def photo_samples(index: int, image: np.ndarray, record: FaceRecord, config: Sam
 def _job(index: int) -> tuple[int, Samples | None]:
     records, config, propose = _STATE["records"], _STATE["config"], _STATE["propose"]
     record = records[index]
-    image = read_rgb(record.image)
-    if image is None:
+    try:
+        image = read_image(record.image)
+    except ImageError as exc:
+        log.debug("%s", exc)
         return index, None
     return index, photo_samples(index, image, record, config, propose)
 

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
-
-import cv2
 import numpy as np
+import torch
 
-from ..boxes import iou_numpy
+from ..boxes import iou_numpy, square
+from ..crops import crop_square
+from ..images import read_image
 from .records import FaceRecord
 
 log = logging.getLogger(__name__)
@@ -154,38 +154,6 @@ class Samples:
 
 
 _FIELDS = ("images", "labels", "boxes", "landmarks", "crops", "photos")
-
-
-def read_rgb(path: str | Path) -> np.ndarray | None:
-    """Read a photo with cv2 as RGB uint8 [H, W, 3]; None if it cannot be read."""
-    if not Path(path).is_file():
-        return None
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        return None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def resize_square(patch: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [s, s, 3] -> [size, size, 3]: INTER_AREA when shrinking, INTER_LINEAR otherwise."""
-    if patch.shape[0] == size and patch.shape[1] == size:
-        return np.ascontiguousarray(patch)
-    interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(patch, (size, size), interpolation=interp)
-
-
-def crop_square(image: np.ndarray, x1: int, y1: int, side: int, size: int) -> np.ndarray:
-    """Cut the square (x1, y1, x1 + side, y1 + side) of image [H, W, 3], zero-padding the parts
-    outside the photo, and resize it -> uint8 [size, size, 3]."""
-    h, w = image.shape[:2]
-    sx1, sy1 = max(x1, 0), max(y1, 0)
-    sx2, sy2 = min(x1 + side, w), min(y1 + side, h)
-    if sx1 == x1 and sy1 == y1 and sx2 == x1 + side and sy2 == y1 + side:
-        return resize_square(image[sy1:sy2, sx1:sx2], size)
-    patch = np.zeros((side, side, 3), np.uint8)
-    if sx2 > sx1 and sy2 > sy1:
-        patch[sy1 - y1 : sy2 - y1, sx1 - x1 : sx2 - x1] = image[sy1:sy2, sx1:sx2]
-    return resize_square(patch, size)
 
 
 def usable_faces(record: FaceRecord, config: SampleConfig) -> np.ndarray:
@@ -351,12 +319,10 @@ def as_boxes(boxes: np.ndarray) -> np.ndarray:
 
 def square_boxes(boxes: np.ndarray) -> np.ndarray:
     """Proposed boxes [K, >=4] -> integer squares [K, 3] (x1, y1, side) around their centres,
-    side = round(max(w, h)), as the cascade squares boxes before cutting them."""
-    b = as_boxes(boxes)
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    side = np.round(np.maximum(w, h))
-    x1 = np.round(b[:, 0] + w / 2 - side / 2)
-    y1 = np.round(b[:, 1] + h / 2 - side / 2)
+    side = round(max(w, h)) (``boxes.square``), corners rounded to whole pixels."""
+    squared = square(torch.from_numpy(as_boxes(boxes)), round_side=True).numpy()
+    x1, y1 = np.round(squared[:, 0]), np.round(squared[:, 1])
+    side = np.round(squared[:, 2] - squared[:, 0])
     sq = np.stack([x1, y1, side], 1)
     return sq[np.isfinite(sq).all(1) & (side >= 1)].astype(np.int64)
 
@@ -375,13 +341,9 @@ def label_candidates(
     image: the photo, uint8 [H, W, 3] RGB (read from record.image when None) -> Samples.
     Raises ImageError when the photo has to be read and cannot be.
     """
-    from ..errors import ImageError
-
     config = config or SampleConfig(size=size)
     if image is None:
-        image = read_rgb(record.image)
-        if image is None:
-            raise ImageError(f"cannot read image {record.image}")
+        image = read_image(record.image)
     squares = square_boxes(candidate_boxes)
     labels, targets = assign_labels(_boxes_of(squares), record, config)
     return _cut(image, squares, labels, targets, size, photo)
