@@ -52,13 +52,7 @@ def box_iou(a: Tensor, b: Tensor, offset: float = 0.0) -> Tensor:
     return box_overlap(a, b, "union", offset)
 
 
-def nms(
-    boxes: Tensor,
-    scores: Tensor,
-    threshold: float,
-    mode: str = "union",
-    offset: float = 0.0,
-) -> Tensor:
+def nms(boxes: Tensor, scores: Tensor, threshold: float, mode: str = "union", offset: float = 0.0) -> Tensor:
     """Greedy non-maximum suppression.
 
     Visits boxes from the highest score down (ties: lower index first) and drops every box
@@ -148,14 +142,8 @@ def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: s
     return by_top[np.asarray(kept, dtype=np.int64)]
 
 
-def batched_nms(
-    boxes: Tensor,
-    scores: Tensor,
-    groups: Tensor,
-    threshold: float,
-    mode: str = "union",
-    offset: float = 0.0,
-) -> Tensor:
+def batched_nms(boxes: Tensor, scores: Tensor, groups: Tensor, threshold: float, mode: str = "union",
+                offset: float = 0.0) -> Tensor:
     """NMS applied independently within each group (image, pyramid level...).
 
     boxes: Tensor[N, 4], scores: Tensor[N], groups: Tensor[N] int -> Tensor[K] kept indices.

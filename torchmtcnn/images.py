@@ -99,13 +99,23 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
     return _decode(data, str(p), max_pixels)
 
 
+def _hwc(a: np.ndarray | torch.Tensor, name: str, shapes: str) -> None:
+    """Refuse (ImageError) anything but [H, W, C] with C in 1, 3, 4 and a size we accept."""
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise ImageError(f"{name}: expected {shapes}")
+    _check_size(a.shape[1], a.shape[0], name, MAX_PIXELS * 10)
+
+
+def _rgb(a: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """[H, W, 1|3|4] -> [H, W, 3]: gray repeated, alpha dropped (numpy arrays and tensors)."""
+    return a[:, :, [0, 0, 0]] if a.shape[2] == 1 else a[:, :, :3] if a.shape[2] == 4 else a
+
+
 def to_rgb_array(a: np.ndarray, name: str = "array") -> np.ndarray:
     """An in-memory RGB array of any accepted shape and dtype -> uint8 RGB [H, W, 3]."""
     if a.ndim == 2:
         a = a[:, :, None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise ImageError(f"{name}: expected an image of shape [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]")
-    _check_size(a.shape[1], a.shape[0], name, MAX_PIXELS * 10)
+    _hwc(a, name, "an image of shape [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]")
     if a.dtype == np.uint8:
         pass
     elif a.dtype == np.uint16:
@@ -118,11 +128,7 @@ def to_rgb_array(a: np.ndarray, name: str = "array") -> np.ndarray:
         a = np.rint(a * 255).astype(np.uint8)
     else:
         raise ImageError(f"{name}: unsupported pixel type {a.dtype} (use uint8, uint16 or float in [0, 1])")
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    elif a.shape[2] == 4:
-        a = a[:, :, :3]
-    return np.ascontiguousarray(a)
+    return np.ascontiguousarray(_rgb(a))
 
 
 def _tensor_to_rgb(t: torch.Tensor, name: str) -> torch.Tensor:
@@ -130,9 +136,7 @@ def _tensor_to_rgb(t: torch.Tensor, name: str) -> torch.Tensor:
         t = t.permute(1, 2, 0)  # CHW -> HWC
     if t.ndim == 2:
         t = t[:, :, None]
-    if t.ndim != 3 or t.shape[2] not in (1, 3, 4):
-        raise ImageError(f"{name}: expected a tensor of shape [H, W, C] or [C, H, W] with C in 1, 3, 4")
-    _check_size(t.shape[1], t.shape[0], name, MAX_PIXELS * 10)
+    _hwc(t, name, "a tensor of shape [H, W, C] or [C, H, W] with C in 1, 3, 4")
     if t.dtype == torch.uint8:
         pass
     elif t.dtype.is_floating_point:
@@ -141,11 +145,7 @@ def _tensor_to_rgb(t: torch.Tensor, name: str) -> torch.Tensor:
         t = (t * 255).round().to(torch.uint8)
     else:
         raise ImageError(f"{name}: unsupported tensor dtype {t.dtype} (use uint8 or float in [0, 1])")
-    if t.shape[2] == 1:
-        t = t.expand(-1, -1, 3)
-    elif t.shape[2] == 4:
-        t = t[:, :, :3]
-    return t.contiguous()
+    return _rgb(t).contiguous()
 
 
 def load(x: ImageInput, max_pixels: int = MAX_PIXELS) -> np.ndarray | torch.Tensor:

@@ -146,37 +146,26 @@ class OnnxRuntimeBackend:
         return cls(sessions, device)
 
     @classmethod
-    def from_nets(
-        cls,
-        nets: Mapping[str, nn.Module],
-        device: torch.device | str = "cpu",
-        threads: int = 0,
-        optimization: str = "all",
-        providers: Sequence[str] | None = None,
-    ) -> "OnnxRuntimeBackend":
-        """Export the loaded networks in memory (needs onnx) and open sessions on them."""
+    def from_nets(cls, nets: Mapping[str, nn.Module], device: torch.device | str = "cpu",
+                  **options: Any) -> "OnnxRuntimeBackend":
+        """Export the loaded networks in memory (needs onnx) and open sessions on them;
+        ``options``: ``from_models``' threads, optimization, providers."""
         import_onnxruntime()
         from .export import export_nets
 
-        return cls.from_models(export_nets(nets), device, threads, optimization, providers)
+        return cls.from_models(export_nets(nets), device, **options)
 
     @classmethod
-    def from_files(
-        cls,
-        folder: str | Path,
-        device: torch.device | str = "cpu",
-        threads: int = 0,
-        optimization: str = "all",
-        providers: Sequence[str] | None = None,
-    ) -> "OnnxRuntimeBackend":
-        """Sessions on ``folder``/pnet.onnx, rnet.onnx and onet.onnx (as ``to_onnx`` writes)."""
+    def from_files(cls, folder: str | Path, device: torch.device | str = "cpu", **options: Any) -> "OnnxRuntimeBackend":
+        """Sessions on ``folder``/pnet.onnx, rnet.onnx and onet.onnx (as ``to_onnx`` writes);
+        ``options``: ``from_models``' threads, optimization, providers."""
         import_onnxruntime()
         folder = Path(folder)
         paths = {n: folder / f"{n}.onnx" for n in NET_NAMES}
         for p in paths.values():
             if not p.is_file():
                 raise MTCNNError(f"ONNX file not found: {p}")
-        return cls.from_models(paths, device, threads, optimization, providers)
+        return cls.from_models(paths, device, **options)
 
     def _run(self, name: str, x: Tensor) -> list[Tensor]:
         arr = graph_input(x.detach().to("cpu", torch.float32).numpy())

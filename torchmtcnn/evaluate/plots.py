@@ -40,17 +40,23 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+def _label_axes(ax, xlabel: str, ylabel: str, title: str, legend: str, xlim: tuple[float, float] | None = None) -> None:
+    """The look every plot shares: y from 0 to 1, labels, title, light grid, small legend."""
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc=legend, fontsize=8)
+
+
 def _pr_axes(ax, curves: Mapping[str, PRCurve], title: str) -> None:
     for name, curve in curves.items():
         ok = np.isfinite(curve.precision)
         ax.plot(curve.recall[ok], curve.precision[ok], lw=1.5, label=f"{name} ({curve.ap:.3f})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    _label_axes(ax, "recall", "precision", title, "lower left", (0, 1))
 
 
 def plot_pr(curves: Mapping[str, PRCurve], path: str | Path, title: str = "precision-recall"
@@ -76,12 +82,7 @@ def plot_ced(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path: s
     fig, (ax,) = _figure()
     for name, (x, y, auc) in curves.items():
         ax.plot(x, y, lw=1.5, label=f"{name} (AUC@{x[-1]:.2f} {auc:.3f})")
-    ax.set_xlabel("normalised mean error (inter-ocular)")
-    ax.set_ylabel("fraction of faces")
-    ax.set_ylim(0, 1.01)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    _label_axes(ax, "normalised mean error (inter-ocular)", "fraction of faces", title, "lower right")
     return _save(fig, path)
 
 
@@ -93,11 +94,5 @@ def plot_roc(curves: Mapping[str, DiscreteROC], path: str | Path, max_fp: int = 
         fp = np.concatenate(([0], roc.fp))
         tpr = np.concatenate(([0.0], roc.tpr))
         ax.step(fp, tpr, where="post", lw=1.5, label=f"{name} ({roc.tpr_at(1000):.3f}@1000)")
-    ax.set_xlim(0, max_fp)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false positives")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    _label_axes(ax, "false positives", "true positive rate", title, "lower right", (0, max_fp))
     return _save(fig, path)
