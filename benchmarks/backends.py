@@ -222,11 +222,13 @@ def main() -> None:
     res = evaluate(variants, names)
     base_ap, base_nme, _ = res[names[0]]
     print(f"\nAccuracy: AP on {HELD_OUT} held-out Sun 2013 photos; NME (inter-ocular) on {HELD_OUT} MTFL AFLW crops")
-    print("| variant | AP | AP loss | mean NME | NME change (points of %) | NME change (relative) | MTFL faces missed |")
+    print("| variant | AP | AP loss | mean NME | NME change (points of %) | NME change (relative) "
+          "| MTFL faces missed |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for v in names:
         ap, nme, missed = res[v]
-        print(f"| {v} | {ap:.4f} | {base_ap - ap:+.4f} | {nme:.4f} | {100 * (nme - base_nme):+.3f} | {100 * (nme - base_nme) / base_nme:+.2f} % | {missed} |")
+        print(f"| {v} | {ap:.4f} | {base_ap - ap:+.4f} | {nme:.4f} | {100 * (nme - base_nme):+.3f} "
+              f"| {100 * (nme - base_nme) / base_nme:+.2f} % | {missed} |")
 
 
 if __name__ == "__main__":

@@ -88,11 +88,13 @@ def main() -> int:
             faces, failed = s.faces, len(s.failed)
             ray.shutdown()
         seconds = time.perf_counter() - start
-        row = {"mode": mode if workers is None else f"threads ({workers} decoding)", "photos": len(paths), "seconds": round(seconds, 1),
-               "photos_per_s": round(len(paths) / seconds, 2), "faces": faces, "failed": failed, **extra}
+        row = {"mode": mode if workers is None else f"threads ({workers} decoding)", "photos": len(paths),
+               "seconds": round(seconds, 1), "photos_per_s": round(len(paths) / seconds, 2), "faces": faces,
+               "failed": failed, **extra}
         results.append(row)
         print(json.dumps(row), file=sys.stderr)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+               f"{torch.get_num_threads()} threads")
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print("| mode | photos | seconds | photos/s | faces | failed |\n|---|---|---|---|---|---|")
     for r in results:

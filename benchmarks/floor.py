@@ -85,7 +85,8 @@ def main() -> None:
     torch.set_num_threads(1)
     networks_1 = sum(networks_alone(detector, image, args.repeats)[0].values())
     torch.set_num_threads(args.threads)
-    pyramid_1 = median_ms(lambda: [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for size in sizes], args.repeats)
+    pyramid_1 = median_ms(lambda: [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for size in sizes],
+                          args.repeats)
     packed = (networks_1 + pyramid_1 + resizes) / args.threads
     print(f"on one thread: networks {networks_1:.1f} ms + pyramid {pyramid_1:.1f} ms + crop resizes {resizes:.1f} ms; "
           f"perfectly overlapped on {args.threads} threads: {packed:.1f} ms, {packed / networks:.2f}x the networks")

@@ -150,7 +150,8 @@ def main() -> int:
               "levels": levels}
     print("| clients | requests | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|")
     for lv in levels:
-        print(f"| {lv['clients']} | {lv['requests']} | {lv['rps']} | {lv['p50_ms']} | {lv['p99_ms']} | {lv['errors']} |")
+        print(f"| {lv['clients']} | {lv['requests']} | {lv['rps']} | {lv['p50_ms']} | {lv['p99_ms']} "
+              f"| {lv['errors']} |")
     print(f"\nRSS before {result['rss_before_mb']} MB, after {result['rss_after_mb']} MB; {result['date']}, "
           f"{result['machine']}; photo {len(body):,} bytes, {faces} faces")
     if args.json_out:

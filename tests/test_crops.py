@@ -23,7 +23,7 @@ def reference_crop(img, left, top, right, bottom, size):
 def test_crops_equal_opencv_one_by_one(method):
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (61, 83, 3), dtype=np.uint8), rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)]
-    index, regions, sizes = [], [], []
+    index, regions = [], []
     for _ in range(300):
         n = int(rng.integers(0, 2))
         h, w, _ = images[n].shape
@@ -43,7 +43,8 @@ def test_crops_equal_opencv_one_by_one(method):
 def test_non_square_output_for_pyramid_levels():
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)
-    got = crop_resize([torch.from_numpy(img)], torch.tensor([0]), torch.tensor([[0.0, 0, 131, 97]]), (41, 56), method="torch")
+    got = crop_resize([torch.from_numpy(img)], torch.tensor([0]), torch.tensor([[0.0, 0, 131, 97]]), (41, 56),
+                      method="torch")
     want = cv2.resize(img.astype(np.float64), (56, 41), interpolation=cv2.INTER_AREA)
     np.testing.assert_allclose(got[0].numpy(), want, atol=1e-3)
 

@@ -360,7 +360,7 @@ def test_problem_and_validate_message(tmp_path: Path) -> None:
     result = read_annotations(path)
     assert isinstance(result.problems[0], Problem)
     assert str(result.problems[0]).startswith(f"{path}:1: ")
-    with pytest.raises(AnnotationError, match=rf"1 annotation problems: .*x.jsonl:1"):
+    with pytest.raises(AnnotationError, match=r"1 annotation problems: .*x.jsonl:1"):
         read_annotations(path, validate=True)
 
 

@@ -88,7 +88,8 @@ def test_the_shipped_recipe_parses(tmp_path: Path):
     ("[[sources]]\nspec = 'caltech:a'\n[train]\nlrate = 1\n", "unknown key 'lrate' in \\[train\\]"),
     ("[[sources]]\nspec = 'caltech:a'\n[stages.qnet]\nepochs = 1\n", "unknown key 'qnet' in \\[stages\\]"),
     ("[[sources]]\nspec = 'caltech:a'\n[stages.onet]\noptimizer = 'rmsprop'\n", "r.toml: optimizer must be"),
-    ("[[sources]]\nspec = 'caltech:a'\n[stages.onet]\nloss = { landmark_loss = 'l1' }\n", "r.toml: landmark_loss must be"),
+    ("[[sources]]\nspec = 'caltech:a'\n[stages.onet]\nloss = { landmark_loss = 'l1' }\n",
+     "r.toml: landmark_loss must be"),
     ("[[sources]\n", "r.toml: not a valid TOML file"),
 ])
 def test_a_bad_recipe_names_the_file_and_the_key(tmp_path: Path, text: str, message: str):

@@ -12,11 +12,11 @@ from torchmtcnn.weights import (import_original, load_into, original_weights_fro
 
 
 def test_output_shapes():
-    c, b, l = PNet()(torch.zeros(2, 3, 37, 53))
-    assert c.shape == (2, 2, 14, 22) and b.shape == (2, 4, 14, 22) and l.shape == (2, 10, 14, 22)
+    c, b, points = PNet()(torch.zeros(2, 3, 37, 53))
+    assert c.shape == (2, 2, 14, 22) and b.shape == (2, 4, 14, 22) and points.shape == (2, 10, 14, 22)
     for net, size in ((RNet(), 24), (ONet(), 48)):
-        c, b, l = net(torch.zeros(5, 3, size, size))
-        assert (c.shape, b.shape, l.shape) == ((5, 2), (5, 4), (5, 10))
+        c, b, points = net(torch.zeros(5, 3, size, size))
+        assert (c.shape, b.shape, points.shape) == ((5, 2), (5, 4), (5, 10))
 
 
 def test_imported_networks_equal_the_peers_onnx_run_by_opencv():
@@ -43,10 +43,10 @@ def test_imported_networks_equal_the_peers_onnx_run_by_opencv():
     peer.setInput(x.transpose(0, 2, 1, 3))
     box, points, prob = peer.forward(["dense_5", "dense_6", "softmax_2"])
     with torch.no_grad():
-        c, b, l = nets["onet"](torch.from_numpy(x).permute(0, 3, 1, 2))
+        c, b, lm = nets["onet"](torch.from_numpy(x).permute(0, 3, 1, 2))
     np.testing.assert_allclose(torch.softmax(c, 1)[:, 1].numpy(), prob[:, 1], atol=1e-5)
     np.testing.assert_allclose(b.numpy(), box, atol=1e-5)
-    np.testing.assert_allclose(l.numpy(), points, atol=1e-5)
+    np.testing.assert_allclose(lm.numpy(), points, atol=1e-5)
 
 
 def test_import_leaves_pnet_rnet_landmark_heads_and_round_trips(tmp_path):

@@ -14,7 +14,7 @@ import logging
 import os
 import platform
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -87,6 +87,20 @@ class NetworkBackend(Protocol):
         """x: pixels [K, 3, 48, 48] -> (probability [K], regression [K, 4], landmarks [K, 10])."""
 
 
+def _bias(layer: nn.Conv2d | nn.Linear | nn.Module) -> Tensor:
+    """A layer's bias (every layer of MTCNN has one)."""
+    bias = getattr(layer, "bias", None)
+    if not isinstance(bias, Tensor):
+        raise ValueError(f"{layer} has no bias")
+    return bias
+
+
+def _conv_like(conv: nn.Conv2d, in_channels: int, out_channels: int) -> nn.Conv2d:
+    """An unpadded convolution with ``conv``'s kernel and stride."""
+    pair = tuple[int, int]
+    return nn.Conv2d(in_channels, out_channels, cast(pair, conv.kernel_size), cast(pair, conv.stride))
+
+
 class FusedHeads(nn.Module):
     """A network's body and the heads inference needs, fused into one layer.
 
@@ -95,19 +109,22 @@ class FusedHeads(nn.Module):
     or three. Shares the body's parameters with the network it wraps.
     """
 
+    body: nn.Sequential
+    head: nn.Conv2d | nn.Linear
+
     def __init__(self, net: nn.Module, heads: tuple[str, ...]) -> None:
         super().__init__()
-        self.body = net.body
+        self.body = cast(nn.Sequential, net.body)
         layers = [getattr(net, h) for h in heads]
         weight = torch.cat([layer.weight.detach() for layer in layers])
-        bias = torch.cat([layer.bias.detach() for layer in layers])
+        bias = torch.cat([_bias(layer).detach() for layer in layers])
         if isinstance(layers[0], nn.Conv2d):
-            self.head: nn.Module = nn.Conv2d(weight.shape[1], weight.shape[0], 1)
+            self.head = nn.Conv2d(weight.shape[1], weight.shape[0], 1)
         else:
             self.head = nn.Linear(weight.shape[1], weight.shape[0])
         with torch.no_grad():
             self.head.weight.copy_(weight)
-            self.head.bias.copy_(bias)
+            _bias(self.head).copy_(bias)
         self.splits = [layer.weight.shape[0] for layer in layers]
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
@@ -129,17 +146,18 @@ def widen_first_layer(body: nn.Sequential, channels: int = 16) -> nn.Sequential:
             and isinstance(conv2, nn.Conv2d)) or conv1.out_channels >= channels:
         return body
     extra = channels - conv1.out_channels
-    wide1 = nn.Conv2d(conv1.in_channels, channels, conv1.kernel_size, conv1.stride)
+    wide1 = _conv_like(conv1, conv1.in_channels, channels)
     wide_prelu = nn.PReLU(channels)
-    wide2 = nn.Conv2d(channels, conv2.out_channels, conv2.kernel_size, conv2.stride)
+    wide2 = _conv_like(conv2, channels, conv2.out_channels)
     with torch.no_grad():
         wide1.weight.copy_(torch.cat([conv1.weight, conv1.weight.new_zeros(extra, *conv1.weight.shape[1:])]))
-        wide1.bias.copy_(torch.cat([conv1.bias, conv1.bias.new_zeros(extra)]))
+        b1 = _bias(conv1)
+        _bias(wide1).copy_(torch.cat([b1, b1.new_zeros(extra)]))
         wide_prelu.weight.copy_(torch.cat([prelu.weight, prelu.weight.new_zeros(extra)]))
         w2 = conv2.weight
         wide2.weight.copy_(torch.cat([w2, w2.new_zeros(w2.shape[0], extra, *w2.shape[2:])], 1))
-        wide2.bias.copy_(conv2.bias)
-    return nn.Sequential(wide1, wide_prelu, pool, wide2, *body[4:])
+        _bias(wide2).copy_(_bias(conv2))
+    return nn.Sequential(wide1, wide_prelu, pool, wide2, *list(body)[4:])
 
 
 def fold_input_normalisation(body: nn.Sequential, mean: float = PIXEL_MEAN,
@@ -156,12 +174,12 @@ def fold_input_normalisation(body: nn.Sequential, mean: float = PIXEL_MEAN,
     conv = body[0]
     if not isinstance(conv, nn.Conv2d) or any(p != 0 for p in conv.padding):
         raise ValueError("fold_input_normalisation needs a body that starts with an unpadded Conv2d")
-    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride)
+    folded = _conv_like(conv, conv.in_channels, conv.out_channels)
     with torch.no_grad():
         w = conv.weight.detach().double()
         folded.weight.copy_(w * scale)
-        folded.bias.copy_(conv.bias.detach().double() - mean * scale * w.sum(dim=(1, 2, 3)))
-    return nn.Sequential(folded, *body[1:])
+        _bias(folded).copy_(_bias(conv).detach().double() - mean * scale * w.sum(dim=(1, 2, 3)))
+    return nn.Sequential(folded, *list(body)[1:])
 
 
 class TorchBackend:
@@ -175,14 +193,14 @@ class TorchBackend:
         if self.device.type == "cpu":
             keep_freed_memory()
         heads = {"pnet": ("cls", "box"), "rnet": ("cls", "box"), "onet": ("cls", "box", "landmarks")}
-        self.nets = {}
+        self.nets: dict[str, nn.Module] = {}
         for name, net in nets.items():
             fused = FusedHeads(net, heads[name])
             fused.body = fold_input_normalisation(fused.body)
             if name == "pnet":
                 fused.body = widen_first_layer(fused.body)
             fused = fused.to(self.device).eval()
-            self.nets[name] = fused.to(memory_format=torch.channels_last)
+            self.nets[name] = fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     @torch.inference_mode()
     def pnet(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -4,9 +4,10 @@
 and detects in a pool of actors (each loads the model once, on CPU or on a GPU), and streams
 the rows back to this process, which writes them as ``torchmtcnn.batch`` does (``writers``:
 JSON lines or a folder of Parquet part files; ``resume``: the same skipping of done photos), so
-the outputs of the plain loop and of Ray are the same files. Without ``address`` it starts a local Ray (and stops it at the end);
-with one (``"auto"``, ``"ray://head:10001"``) it joins that cluster, whose workers must see
-the photos at the same paths (a shared file system) and have torchmtcnn installed.
+the outputs of the plain loop and of Ray are the same files. Without ``address`` it starts a
+local Ray (and stops it at the end); with one (``"auto"``, ``"ray://head:10001"``) it joins that
+cluster, whose workers must see the photos at the same paths (a shared file system) and have
+torchmtcnn installed.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class Schedule:
             raise ValueError(f"a schedule needs positive crops per call and P-Net pixels, got {self!r}")
 
     @staticmethod
-    def for_device(device: torch.device) -> "Schedule":
+    def for_device(device: torch.device) -> Schedule:
         return CPU_SCHEDULE if device.type == "cpu" else GPU_SCHEDULE
 
 
@@ -114,7 +114,7 @@ def parse_thresholds(text: str) -> tuple[float, float, float]:
         raise ValueError(message) from None
     if len(values) != 3 or not all(0 <= v <= 1 for v in values):  # NaN fails too
         raise ValueError(message)
-    return values  # type: ignore[return-value]
+    return values[0], values[1], values[2]
 
 
 @dataclass
@@ -130,7 +130,7 @@ class Candidates:
     scores: Tensor
     landmarks: Tensor | None = None
 
-    def select(self, keep: Tensor) -> "Candidates":
+    def select(self, keep: Tensor) -> Candidates:
         lm = None if self.landmarks is None else self.landmarks[keep]
         return Candidates(self.image_index[keep], self.boxes[keep], self.scores[keep], lm)
 
@@ -218,10 +218,10 @@ class Cascade:
         if not found:
             return self._empty()
         image_index, yy, xx, scores, regs, level = (torch.cat(p) for p in zip(*found))
-        scale = torch.tensor(level_scales, dtype=torch.float64, device=self.device)[level]
+        window_scale = torch.tensor(level_scales, dtype=torch.float64, device=self.device)[level]
         x, y = xx.double(), yy.double()
-        boxes = torch.stack([(2 * x + 1) / scale, (2 * y + 1) / scale,
-                             (2 * x + 12) / scale, (2 * y + 12) / scale], 1).trunc()
+        boxes = torch.stack([(2 * x + 1) / window_scale, (2 * y + 1) / window_scale,
+                             (2 * x + 12) / window_scale, (2 * y + 12) / window_scale], 1).trunc()
         scores, regs = scores.double(), regs.double()
         # NMS groups: one per (pyramid level, image).
         keep = batched_nms(boxes, scores, level * len(images) + image_index, cfg.nms_level, offset=1.0)

@@ -34,7 +34,8 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -73,8 +74,8 @@ def integral_image(image: Tensor) -> Tensor:
     h, w, c = image.shape
     dtype = torch.int32 if h * w * 255 < 2**31 else torch.int64
     if image.device.type == "cpu" and dtype == torch.int32:
-        sat = cv2.integral(np.ascontiguousarray(image.numpy()), sdepth=cv2.CV_32S)
-        return torch.from_numpy(sat.reshape(h + 1, w + 1, c))
+        table = cv2.integral(np.ascontiguousarray(image.numpy()), sdepth=cv2.CV_32S)
+        return torch.from_numpy(table.reshape(h + 1, w + 1, c))
     sat = torch.zeros((h + 1, w + 1, c), dtype=dtype, device=image.device)
     sat[1:, 1:] = image.to(dtype).cumsum(0).cumsum(1)
     return sat
@@ -199,7 +200,8 @@ def _enlarged_crops(images: list[Tensor], image_index: Tensor, regions: Tensor, 
             rows, cols = (ys + dy).long(), (xs + dx).long()
             inside = ((rows >= 0) & (rows < img_h[:, None]))[:, :, None] & (
                 (cols >= 0) & (cols < img_w[:, None]))[:, None, :]
-            flat_idx = base[:, None, None] + rows.clamp(min=0)[:, :, None] * img_w[:, None, None] + cols.clamp(min=0)[:, None, :]
+            flat_idx = (base[:, None, None] + rows.clamp(min=0)[:, :, None] * img_w[:, None, None]
+                        + cols.clamp(min=0)[:, None, :])
             flat_idx = torch.where(inside, flat_idx, torch.zeros_like(flat_idx))
             weight = (wy[:, :, None] * wx[:, None, :]) * inside
             out += flat[flat_idx].double() * weight[..., None]
@@ -210,7 +212,7 @@ def padded_crop(image: np.ndarray, left: int, top: int, right: int, bottom: int,
     """The pixels of image [H, W, C] in rows top..bottom-1, columns left..right-1, as ``dtype``,
     zero where the region falls outside the image -> [bottom - top, right - left, C]."""
     h, w = image.shape[:2]
-    out = np.zeros((bottom - top, right - left, image.shape[2]), dtype)
+    out: np.ndarray = np.zeros((bottom - top, right - left, image.shape[2]), dtype)
     y0, x0, y1, x1 = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
     if y1 > y0 and x1 > x0:
         out[y0 - top : y1 - top, x0 - left : x1 - left] = image[y0:y1, x0:x1]

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,12 +26,10 @@ from .weights import load_nets
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 __all__ = ["MTCNN", "Faces", "Result", "run_in_batches"]
 
 
-def run_in_batches(loaded: Iterable[tuple[object, T | Exception]], detect: Callable[[list[T]], Sequence[Any]],
+def run_in_batches(loaded: Iterable[tuple[object, Any]], detect: Callable[[list[Any]], Sequence[Any]],
                    batch_size: int, keep_images: bool = False,
                    retry_on: tuple[type[Exception], ...] = ()) -> Iterator[Result]:
     """The one loop over many inputs: set aside the inputs that could not be loaded, detect
@@ -44,7 +42,7 @@ def run_in_batches(loaded: Iterable[tuple[object, T | Exception]], detect: Calla
     reads its inputs itself): the batch is run again one input at a time, so that only the
     bad one fails.
     """
-    pending: list[tuple[object, T | Exception]] = []
+    pending: list[tuple[object, Any]] = []
     for item in loaded:
         pending.append(item)
         if len(pending) >= batch_size:
@@ -109,7 +107,8 @@ class MTCNN:
         backend: str = "torch",
         batch_size: int = 16,
     ) -> None:
-        self.config = CascadeConfig(float(min_face_size), tuple(thresholds), float(factor))
+        # CascadeConfig checks the thresholds and keeps them as a tuple of three floats
+        self.config = CascadeConfig(float(min_face_size), thresholds, float(factor))  # type: ignore[arg-type]
         if not (isinstance(batch_size, int) and batch_size > 0):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
@@ -123,7 +122,7 @@ class MTCNN:
         self.cascade = Cascade(make_backend(backend, loaded.nets, self.device), self.config)
 
     def with_config(self, config: CascadeConfig | None = None, *, backend: NetworkBackend | None = None,
-                    schedule: Schedule | None = None, **changes: Any) -> "MTCNN":
+                    schedule: Schedule | None = None, **changes: Any) -> MTCNN:
         """A detector that shares this one's networks (no weights are read or copied) with
         other settings: ``config`` (a whole CascadeConfig) and/or ``changes`` to its fields
         (``with_config(min_face_size=40, thresholds=(0.6, 0.7, 0.9))``), another ``backend``
@@ -159,7 +158,7 @@ class MTCNN:
         for i, img in enumerate(images):
             h, w = int(img.shape[0]), int(img.shape[1])
             sel = (found.image_index == i).nonzero().squeeze(1)
-            if sel.numel() == 0:
+            if sel.numel() == 0 or found.landmarks is None:  # no candidate left: no landmarks either
                 out.append(Faces.empty((h, w)))
                 continue
             boxes = clip_boxes(found.boxes[sel], w, h)

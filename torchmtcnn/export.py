@@ -149,7 +149,7 @@ def export_net(
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=opset,
+            torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=opset,  # type: ignore[arg-type]
                               input_names=[INPUT_NAME], output_names=list(outs), dynamic_axes=axes,
                               do_constant_folding=True)
     except Exception as exc:  # exporter errors come in many types

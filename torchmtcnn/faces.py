@@ -98,7 +98,7 @@ class Faces:
         """Any detector's result for one image (an object with ``boxes`` [N, 4] and optionally
         ``scores`` [N], ``landmarks`` [N, 5, 2] and ``image_size``, as numpy arrays or torch
         tensors) as Faces of ``dtype``; a missing score is 1."""
-        boxes = _floats(getattr(found, "boxes", np.zeros((0, 4)))).astype(dtype).reshape(-1, 4)
+        boxes: np.ndarray = _floats(getattr(found, "boxes", np.zeros((0, 4)))).astype(dtype).reshape(-1, 4)
         scores = getattr(found, "scores", None)
         scores = np.ones(len(boxes), dtype) if scores is None else _floats(scores).astype(dtype)
         points = getattr(found, "landmarks", None)

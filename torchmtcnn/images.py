@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Union
+from typing import Literal, TypeVar
 
 import cv2
 import numpy as np
@@ -25,7 +25,7 @@ from PIL import Image
 
 from .errors import ImageError
 
-ImageInput = Union[str, os.PathLike, bytes, np.ndarray, torch.Tensor, Image.Image]
+ImageInput = str | os.PathLike | bytes | np.ndarray | torch.Tensor | Image.Image
 
 # Decoding more pixels than this is refused (a decompression bomb, or a mistake); 1e9
 # pixels would need 3 GB for the pixels alone. Settable per call.
@@ -106,7 +106,10 @@ def _hwc(a: np.ndarray | torch.Tensor, name: str, shapes: str) -> None:
     _check_size(a.shape[1], a.shape[0], name, MAX_PIXELS * 10)
 
 
-def _rgb(a: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+Pixels = TypeVar("Pixels", np.ndarray, torch.Tensor)
+
+
+def _rgb(a: Pixels) -> Pixels:
     """[H, W, 1|3|4] -> [H, W, 3]: gray repeated, alpha dropped (numpy arrays and tensors)."""
     return a[:, :, [0, 0, 0]] if a.shape[2] == 1 else a[:, :, :3] if a.shape[2] == 4 else a
 
@@ -241,7 +244,7 @@ def header_size(path: str | os.PathLike) -> tuple[int, int] | None:
     return size or None
 
 
-def _scan_header(head: bytes) -> tuple[int, int] | None | bool:
+def _scan_header(head: bytes) -> tuple[int, int] | None | Literal[False]:
     """Size from the bytes of a file start; None: not found / not usable; False: need more."""
     if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
         w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")

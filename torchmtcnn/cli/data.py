@@ -196,8 +196,8 @@ def contact_sheet(store, count: int = 64, seed: int = 0, cell: int = 96,
             cv2.rectangle(tile, (int(dx1), int(dy1)), (int(cell + dx2), int(cell + dy2)),
                           colour, 1)
         if label == -2:
-            for (x, y), c in zip(sample["landmarks"] * cell, _POINT_COLOURS):
-                cv2.circle(tile, (int(x), int(y)), 2, c, -1)
+            for (x, y), point_colour in zip(sample["landmarks"] * cell, _POINT_COLOURS):
+                cv2.circle(tile, (int(x), int(y)), 2, point_colour, -1)
         cv2.rectangle(tile, (0, 0), (cell - 1, cell - 1), colour, 2)
         r, c = divmod(k, columns)
         sheet[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = tile

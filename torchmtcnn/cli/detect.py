@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             name = _relative_name(path, roots)
             if args.out:
                 _save_rgb((args.out / name).with_suffix(".jpg"), draw_faces(result.image, faces))
-            if args.crops and len(faces):
+            if args.crops and len(faces) and faces.landmarks is not None:
                 for i, crop in enumerate(align(result.image, faces.landmarks, args.crop_size)):
                     _save_rgb(args.crops / name.parent / f"{name.stem}_face{i}.jpg", crop)
         if out is None and not args.out and not args.crops:

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp = wsub.add_parser("import", help="import the original MTCNN weights from an installed peer package")
     imp.add_argument("peer", choices=sorted(PEERS), help="the peer package to read the weights from")
     imp.add_argument("--out", type=Path, help="file to write (default: where MTCNN(weights='original') looks)")
-    imp.add_argument("--from", dest="folder", type=Path, help="folder of the peer's files (default: the installed package)")
+    imp.add_argument("--from", dest="folder", type=Path,
+                     help="folder of the peer's files (default: the installed package)")
     imp.set_defaults(func=_import)
     info = wsub.add_parser("info", help="print a weight file's metadata and tensors")
     info.add_argument("path", type=Path)

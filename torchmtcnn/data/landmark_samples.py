@@ -36,7 +36,7 @@ def rotation_matrix(x1: float, y1: float, side: float, angle: float) -> np.ndarr
     corner to the origin."""
     c = (x1 + side / 2.0, y1 + side / 2.0)
     m = cv2.getRotationMatrix2D(c, angle, 1.0)
-    m[:, 2] -= (x1, y1)
+    m[:, 2] -= np.array([x1, y1])
     return m
 
 

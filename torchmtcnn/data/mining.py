@@ -49,7 +49,7 @@ class CascadeProposer:
         if self._cascade is None:
             needed = ("pnet",) if self.until == "pnet" else ("pnet", "rnet")
             nets = load_nets(self.weights, required=needed).nets
-            config = CascadeConfig(self.min_face_size, tuple(self.thresholds))
+            config = CascadeConfig(self.min_face_size, self.thresholds)
             self._cascade = Cascade(make_backend("torch", nets, self.device), config)
         return self._cascade
 

@@ -36,7 +36,7 @@ class FaceRecord:
     image: Path
     boxes: np.ndarray
     landmarks: np.ndarray | None = None
-    ignore: np.ndarray | None = None
+    ignore: np.ndarray = None  # type: ignore[assignment]  # None: no face ignored (filled below)
     attributes: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = ""
     key: str = ""

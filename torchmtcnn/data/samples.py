@@ -239,7 +239,7 @@ def face_jitter_boxes(record: FaceRecord, rng: np.random.Generator, config: Samp
     faces = record.boxes[usable_faces(record, config)].astype(np.float64)
     if n <= 0 or len(faces) == 0:
         return np.zeros((0, 4), np.float64)
-    return _boxes_of(np.concatenate([jitter_squares(*face, rng, n) for face in faces]))
+    return _boxes_of(np.concatenate([jitter_squares(x1, y1, x2, y2, rng, n) for x1, y1, x2, y2 in faces]))
 
 
 def pnet_candidates(
@@ -304,7 +304,9 @@ def pnet_samples(
                        side], 1)
         lab, tg = assign_labels(_boxes_of(sq), record, config)
         lab[lab != LABEL_NEGATIVE] = _DROP  # only the missing negatives are wanted here
-        all_sq.append(sq), all_lab.append(lab), all_tg.append(tg)
+        all_sq.append(sq)
+        all_lab.append(lab)
+        all_tg.append(tg)
         missing -= int((lab == LABEL_NEGATIVE).sum())
     return _cut(image, np.concatenate(all_sq), np.concatenate(all_lab),
                 np.concatenate(all_tg), config.size, photo)

@@ -143,6 +143,13 @@ class SampleStore:
     docstring), numpy memmaps; meta: the dict of meta.json.
     """
 
+    images: np.ndarray
+    labels: np.ndarray
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    crops: np.ndarray
+    photos: np.ndarray
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         meta_path = self.path / "meta.json"

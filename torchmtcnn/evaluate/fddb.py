@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -139,7 +139,7 @@ def discrete_roc(
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)[order]
         iou = overlaps(boxes, gt, offset=0.0) if len(gt) else np.zeros((len(boxes), 0))
         hit = iou > iou_thresh
-        adj = [list(np.nonzero(row & keep)[0]) for row in hit]
+        adj = [np.nonzero(row & keep)[0].tolist() for row in hit]
         cum = _incremental_matching(adj, len(gt))
         gain = np.diff(np.concatenate(([0], cum)))
         on_ignored = (hit & ~keep[None, :]).any(axis=1) if len(gt) else np.zeros(len(boxes), bool)

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -111,7 +111,7 @@ def check_header(data: bytes, max_pixels: int) -> None:
                                  f"over the limit of {max_pixels:,}")
 
 
-async def read_limited(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def read_limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     """The request body, chunk by chunk; 413 as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None:

@@ -209,7 +209,7 @@ def make_record(
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
     n = len(boxes)
-    keep = np.ones(n, dtype=bool)
+    keep: np.ndarray = np.ones(n, dtype=bool)
     finite = np.isfinite(boxes).all(axis=1)
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     for k in np.flatnonzero(~finite):
@@ -246,10 +246,10 @@ def make_record(
             boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
         if landmarks is not None:
             pts = landmarks
-            bad = (pts[..., 0] < -CLIP_TOLERANCE) | (pts[..., 0] > width + CLIP_TOLERANCE) | (
+            outside_pts = (pts[..., 0] < -CLIP_TOLERANCE) | (pts[..., 0] > width + CLIP_TOLERANCE) | (
                 pts[..., 1] < -CLIP_TOLERANCE
             ) | (pts[..., 1] > height + CLIP_TOLERANCE)
-            bad = bad.any(axis=1)  # NaN compares False: unknown points pass
+            bad = outside_pts.any(axis=1)  # NaN compares False: unknown points pass
             for k in np.flatnonzero(keep & bad):
                 ctx.report(
                     face_locs[k], POINT_OUTSIDE,
@@ -263,7 +263,7 @@ def make_record(
         image=image,
         boxes=boxes[keep],
         landmarks=None if landmarks is None else landmarks[keep],
-        ignore=None if ignore is None else np.asarray(ignore, dtype=bool)[keep],
+        ignore=np.zeros(int(keep.sum()), bool) if ignore is None else np.asarray(ignore, dtype=bool)[keep],
         attributes={k: np.asarray(v)[keep] for k, v in (attributes or {}).items()},
         source=ctx.where(loc),
         key=key,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +139,7 @@ def read_wider_txt(ctx: ReadContext) -> list[FaceRecord]:
     return records
 
 
-def _setting_lists(path: Path) -> dict[str, object]:
+def _setting_lists(path: Path) -> dict[str, Any]:
     """The ``gt_list`` of the sibling ``wider_{easy,medium,hard}_<split>.mat`` files found."""
     from scipy.io import loadmat
 
