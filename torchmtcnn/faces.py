@@ -17,7 +17,8 @@ out the fields that are None, Parquet keeps them as columns.
 
 A change to the format belongs here: ``face_to_json`` / ``image_line`` write it,
 ``face_from_json`` / ``faces_from_line`` / ``read_faces_jsonl`` read it, ``FACE_SCHEMA`` is its
-JSON schema (the service's OpenAPI document). Imports nothing heavier than numpy.
+JSON schema (the service's OpenAPI document); its Arrow columns for Parquet are
+``writers.parquet_schema``. Imports nothing heavier than numpy.
 """
 
 from __future__ import annotations
