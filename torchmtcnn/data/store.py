@@ -143,13 +143,6 @@ class SampleStore:
     docstring), numpy memmaps; meta: the dict of meta.json.
     """
 
-    images: np.ndarray
-    labels: np.ndarray
-    boxes: np.ndarray
-    landmarks: np.ndarray
-    crops: np.ndarray
-    photos: np.ndarray
-
     def __init__(self, path: str | Path):
         self.path = Path(path)
         meta_path = self.path / "meta.json"
@@ -158,6 +151,7 @@ class SampleStore:
         self.meta: dict[str, Any] = json.loads(meta_path.read_text())
         self.size = int(self.meta["size"])
         n = int(self.meta["n"])
+        arrays: list[np.ndarray] = []
         for name, (dtype, shape) in _ARRAYS.items():
             file = self.path / f"{name}.npy"
             if not file.is_file():
@@ -166,7 +160,8 @@ class SampleStore:
             if array.shape != (n, *shape(self.size)) or array.dtype != dtype:
                 raise StoreError(f"{file}: {array.dtype} {array.shape}, expected {dtype} "
                                  f"{(n, *shape(self.size))}")
-            setattr(self, name, array)
+            arrays.append(array)
+        self.images, self.labels, self.boxes, self.landmarks, self.crops, self.photos = arrays  # _ARRAYS' order
 
     def __len__(self) -> int:
         return int(self.meta["n"])
