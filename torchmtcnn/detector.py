@@ -72,11 +72,11 @@ def _detect_pending(pending: list[tuple[object, Any]], detect: Callable[[list[An
                     except retry_on as one:
                         outcome[k] = one
     for k, (source, value) in enumerate(pending):
-        found = outcome.get(k, value)
-        if isinstance(found, Exception):
-            yield Result(source, error=found)
+        got = outcome.get(k, value)  # a failed load stays its own exception
+        if isinstance(got, Exception):
+            yield Result(source, error=got)
         else:
-            yield Result(source, faces=found, image=value if keep_images else None)
+            yield Result(source, faces=got, image=value if keep_images else None)
 
 
 class MTCNN:
