@@ -172,13 +172,13 @@ def _pipeline_config(args: argparse.Namespace):
     """The recipe (or the defaults with --sources), with the options given on the command line."""
     from dataclasses import replace
 
-    from ..train.pipeline import PipelineConfig
+    from ..train.pipeline import PipelineConfig, SourceSpec
     from ..train.recipe import load_recipe
 
     if args.recipe is not None:
         config = load_recipe(args.recipe, args.data)
     elif args.sources:
-        config = PipelineConfig(sources=list(args.sources),
+        config = PipelineConfig(sources=[SourceSpec(s) for s in args.sources],
                                 data_root=str(args.data) if args.data else None)
     else:
         raise MTCNNError("train all needs --recipe FILE or --sources SPEC...")

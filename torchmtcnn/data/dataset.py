@@ -181,7 +181,8 @@ class SampleDataset(Dataset):
                 image = dim_light(image, rng.uniform(1.0, 2.2), rng.uniform(0.4, 1.0),
                                   rng.uniform(0.0, 4.0), rng)
             if aug.blur_prob > 0 and rng.random() < aug.blur_prob:
-                image = cv2.GaussianBlur(np.ascontiguousarray(image), (0, 0), rng.uniform(0.3, 1.2))
+                image = cv2.GaussianBlur(np.ascontiguousarray(image), (0, 0),
+                                         rng.uniform(0.3, 1.2)).astype(np.float32)
         return {
             "image": normalize(image),
             "label": torch.tensor(label, dtype=torch.int64),

@@ -153,8 +153,8 @@ def calibrate(weights: str | Path, records: Sequence[FaceRecord],
     # most faces, then fewest false detections, then the least change from the defaults
     recall, false_pos, chosen = min(within, key=lambda p: (-p[0], p[1], moved(p[2])))
     shifts = (0.0, logit(d2) - logit(chosen[1]), logit(d3) - logit(chosen[2]))
-    chosen = tuple(float(t) for t in chosen)
-    return Calibration(thresholds=chosen, shifts=shifts, recall=recall, false_positives=false_pos,
+    thresholds = (float(chosen[0]), float(chosen[1]), float(chosen[2]))
+    return Calibration(thresholds=thresholds, shifts=shifts, recall=recall, false_positives=false_pos,
                        before=before, photos=n, faces=faces, max_false_positives=max_false_positives)
 
 

@@ -58,12 +58,12 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device, thresho
         labels = batch["label"].to(device)
         boxes = batch["box"].to(device)
         points = batch["landmarks"].to(device)
-        outputs = flatten_outputs(*model(x))
-        parts = mtcnn_loss(outputs, labels, boxes, points, no_ohem)
+        logits, box, marks = flatten_outputs(*model(x))
+        parts = mtcnn_loss((logits, box, marks), labels, boxes, points, no_ohem)
         for key, n in (("cls", parts.n_cls), ("box", parts.n_box), ("landmark", parts.n_landmark)):
             sums[key] += float(getattr(parts, key)) * n
             counts[key] += n
-        logits, box, marks = (o.float() for o in outputs)
+        logits, box, marks = logits.float(), box.float(), marks.float()
         face = face_probability(logits) >= threshold
         cls_mask = (labels == LABEL_NEGATIVE) | (labels == LABEL_POSITIVE)
         sums["correct"] += float((face[cls_mask] == (labels[cls_mask] == LABEL_POSITIVE)).sum())
@@ -76,13 +76,13 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device, thresho
         dist = (landmark_points(marks[lm_mask]) - points[lm_mask]).norm(dim=2).mean(1)
         sums["point_dist"] += float(dist.sum())
     model.train(was_training)
-    cls = _ratio(sums["cls"], counts["cls"])
-    box = _ratio(sums["box"], counts["box"])
+    cls_loss = _ratio(sums["cls"], counts["cls"])
+    box_loss = _ratio(sums["box"], counts["box"])
     lm = _ratio(sums["landmark"], counts["landmark"])
-    total = sum(w * v for w, v in ((weights.cls, cls), (weights.box, box),
-                                   (weights.landmark, lm)) if not math.isnan(v))
+    total = float(sum(w * v for w, v in ((weights.cls, cls_loss), (weights.box, box_loss),
+                                         (weights.landmark, lm)) if not math.isnan(v)))
     return {
-        "val_loss": total, "val_cls": cls, "val_box": box, "val_landmark": lm,
+        "val_loss": total, "val_cls": cls_loss, "val_box": box_loss, "val_landmark": lm,
         "val_accuracy": _ratio(sums["correct"], counts["cls"]),
         "val_recall": _ratio(sums["face_true"], counts["positives"]),
         "val_box_error": _ratio(sums["box_abs"], counts["box"]),

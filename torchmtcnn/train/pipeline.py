@@ -93,7 +93,8 @@ class PipelineConfig:
     """Settings of `train all`.
 
     Attributes:
-        sources: the annotation sources: SourceSpec, or "fmt:path" strings (all stages).
+        sources: the annotation sources: SourceSpec ("fmt:path" strings and dicts of its
+            fields are taken too, and turned into SourceSpec).
         data_root: folder that relative source paths start from (None: the working folder).
         name / version: the combined weight file's name and version (metadata).
         holdout_fraction / holdout_seed: the held-out rule (module docstring).
@@ -117,7 +118,7 @@ class PipelineConfig:
             in the weights' metadata.
     """
 
-    sources: list[SourceSpec | str]
+    sources: list[SourceSpec]
     data_root: str | None = None
     name: str | None = None
     version: str | None = None
@@ -138,8 +139,9 @@ class PipelineConfig:
     recipe_text: str = ""
 
     def __post_init__(self) -> None:
+        given: list[Any] = list(self.sources)
         self.sources = [SourceSpec(s) if isinstance(s, str) else
-                        SourceSpec(**s) if isinstance(s, dict) else s for s in self.sources]
+                        SourceSpec(**s) if isinstance(s, dict) else s for s in given]
 
 
 def read_split_sources(config: PipelineConfig
@@ -226,7 +228,8 @@ class TrainPipeline:
         ratio = tuple(float(r) for r in c.ratios.get(stage, SampleConfig.ratio))
         if not negatives:
             ratio = (0.0, *ratio[1:])
-        return SampleConfig(size=size, seed=c.seed, workers=c.workers, ratio=ratio,
+        return SampleConfig(size=size, seed=c.seed, workers=c.workers,
+                            ratio=(ratio[0], ratio[1], ratio[2], ratio[3]),
                             val_fraction=c.val_fraction,
                             landmark_jitters_per_face=c.landmark_jitters,
                             mined_jitters_per_face=c.mined_jitters.get(stage, 0))
@@ -257,7 +260,9 @@ class TrainPipeline:
         groups = [(negatives, records) for negatives in (True, False)
                   if (records := self.records(stage, negatives))]
         sources = [s.portable() for s in self.config.sources if stage in s.stages]
-        parts, info = [], {"counts": {}, "photos": 0, "unreadable": 0}
+        parts: list[Path] = []
+        counts: dict[str, Any] = {}
+        photos = unreadable = 0
         for negatives, records in groups:
             part = out if len(groups) == 1 else self.run_dir / "data" / f"{stage}_{len(parts)}"
             config = self.sample_config(size, negatives)
@@ -266,9 +271,9 @@ class TrainPipeline:
                       build_mined_store(records, proposer, size, part, config, sources=sources,
                                         progress=self.progress))
             parts.append(part)
-            info["photos"] += report.photos
-            info["unreadable"] += len(report.failed)
-            info["counts"][f"part{len(parts)}" if len(groups) > 1 else "all"] = report.counts
+            photos += report.photos
+            unreadable += len(report.failed)
+            counts[f"part{len(parts)}" if len(groups) > 1 else "all"] = report.counts
         if len(parts) > 1:
             import shutil
 
@@ -276,13 +281,13 @@ class TrainPipeline:
                 merge_stores([p / split for p in parts], out / split)
             for part in parts:
                 shutil.rmtree(part)
-        return info
+        return {"counts": counts, "photos": photos, "unreadable": unreadable}
 
     def _train(self, stage: str) -> dict[str, Any]:
         trainer = Trainer(self.train_config(stage), self.run_dir / "data" / stage,
                           self.run_dir / stage, resume=True, progress=self.progress)
         result = trainer.fit()
-        if stage == "rnet":
+        if stage == "rnet" and result.weights is not None:  # None only on a torchrun rank > 0
             tensors = {**read_weights(self.run_dir / "pnet" / "pnet.safetensors"),
                        **read_weights(result.weights)}
             save_weights(tensors, self.run_dir / "pnet_rnet.safetensors",
@@ -355,9 +360,10 @@ class TrainPipeline:
         return self.weights_path if self.done(STEPS[-1]) else None
 
 
-def train_all(sources: list[str], run_dir: str | Path, resume: bool = False,
+def train_all(sources: list[SourceSpec | str], run_dir: str | Path, resume: bool = False,
               **settings: Any) -> Path | None:
     """Run `train all` (PipelineConfig fields as keyword arguments); returns the combined
     weight file."""
-    config = replace(PipelineConfig(list(sources)), **settings)
+    specs = [SourceSpec(s) if isinstance(s, str) else s for s in sources]
+    config = replace(PipelineConfig(specs), **settings)
     return TrainPipeline(config, run_dir, resume=resume).run()

@@ -80,7 +80,7 @@ def rng_states() -> dict:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+        "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": pos,
                   "has_gauss": has_gauss, "cached": cached},
         "python": [py[0], list(py[1]), py[2]],
     }
@@ -172,13 +172,14 @@ class Trainer:
             self.val_set = None
         seed_everything(config.seed)
         # channels-last convolutions: 1.4x (O-Net) to 1.6x (R-Net) faster steps on this CPU
-        self.model: nn.Module = NETS[config.stage]().to(self.device,
-                                                        memory_format=torch.channels_last)
+        self.model: nn.Module = NETS[config.stage]().to(self.device)
+        self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net: nn.Module = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         params = self.model.parameters()
+        self.optimizer: torch.optim.Optimizer
         if config.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                              weight_decay=config.weight_decay)
@@ -253,7 +254,7 @@ class Trainer:
 
     def _loader(self, dataset: SampleDataset, train: bool, epoch: int) -> DataLoader:
         cfg = self.config
-        sampler = None
+        sampler: torch.utils.data.Sampler | None = None
         if train:
             self.generator.manual_seed(epoch_seed(cfg.seed, epoch))
             if self.world > 1:
