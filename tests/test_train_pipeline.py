@@ -267,3 +267,38 @@ def test_calibration_step_can_be_turned_off(tmp_path):
     pipeline = TrainPipeline(PipelineConfig(["jsonl:none.jsonl"], max_false_positives=None), tmp_path)
     assert pipeline._calibrate() == {"skipped": True}  # reads no photos, writes nothing
     assert not (tmp_path / "validation.jsonl").exists()
+
+
+def test_sources_limited_to_a_stage_without_negatives(tmp_path):
+    """A face-crop source (MTFL's LFW crops in the shipped recipe) feeds only the stages it
+    names, gives no negatives, and is neither held out for the face evaluation nor mined for
+    P-Net; `include` keeps the photos whose name starts with it."""
+    from torchmtcnn.train.pipeline import SourceSpec
+
+    main_spec = f"jsonl:{make_photos(tmp_path / 'photos', 12)}"
+    crops = make_photos(tmp_path / "crops", 10, seed=1)
+    # the crops file names half its photos under another prefix: include keeps the rest
+    lines = crops.read_text().splitlines()
+    lines = [line.replace('"photo', '"other/photo') if i % 2 else line for i, line in enumerate(lines)]
+    (tmp_path / "crops" / "other").mkdir()
+    for i in range(1, 10, 2):
+        (tmp_path / "crops" / f"photo{i:02d}.png").rename(tmp_path / "crops" / "other" / f"photo{i:02d}.png")
+    crops.write_text("\n".join(lines) + "\n")
+    source = SourceSpec(f"jsonl:{crops}", include="photo", stages=("onet",), negatives=False)
+    config = _config([main_spec, source], holdout_fraction=0.0)
+    pipeline = TrainPipeline(config, tmp_path / "run", progress=False)
+    assert [len(pipeline.records(s)) for s in ("pnet", "onet")] == [12, 12 + 5]
+    assert pipeline.run(until="data_onet") is None
+    run = tmp_path / "run"
+    pnet_photos = set(SampleStore(run / "data" / "pnet" / "train").meta["photos"])
+    assert not any("crops" in p for p in pnet_photos)
+    onet = SampleStore(run / "data" / "onet" / "train")
+    photos = onet.meta["photos"]
+    from_crops = np.array(["crops" in photos[i] for i in np.asarray(onet.photos)])
+    labels = np.asarray(onet.labels)
+    assert from_crops.any() and (labels[from_crops] != 0).all()  # no negatives from the crops
+    assert (labels[~from_crops] == 0).any()
+    assert not any("other/" in p for p in photos)
+    assert not (run / "data" / "onet_0").exists() and not (run / "data" / "onet_1").exists()
+    counts = pipeline.state["done"]["data_onet"]["counts"]
+    assert set(counts) == {"part1", "part2"} and counts["part2"]["train"]["negative"] == 0

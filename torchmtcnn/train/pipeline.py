@@ -205,6 +205,7 @@ class TrainPipeline:
         if self._sources is None:
             split = read_split_sources(self.config)
             self._sources = [(source, train) for source, train, _ in split]
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             held_keys = [r.key or str(r.image) for _, _, held in split for r in held]
             (self.run_dir / "heldout.txt").write_text("".join(f"{k}\n" for k in held_keys))
             write_records(held_out_photos(split), self.run_dir / "heldout.jsonl")
