@@ -112,8 +112,11 @@ def test_shifted_weights_at_the_defaults_find_what_the_chosen_thresholds_find(tm
     from torchmtcnn.weights import resolve_weights
 
     source = resolve_weights(None)
-    chosen = (0.6, 0.3, 0.2)
-    shifts = (0.0, math.log(0.7 / 0.3) - math.log(0.3 / 0.7), math.log(0.7 / 0.3) - math.log(0.2 / 0.8))
+    # thresholds above the defaults: shifts that lower the scores, so that no score of the
+    # calibrated file saturates to 1.0 in float32 where the source's does not (a tie there
+    # would let the last NMS keep the other of two boxes)
+    chosen = (0.6, 0.9, 0.9)
+    shifts = (0.0, math.log(0.7 / 0.3) - math.log(0.9 / 0.1), math.log(0.7 / 0.3) - math.log(0.9 / 0.1))
     result = calibration.Calibration(chosen, shifts, 0.9, 0.01, (0.8, 0.0), 3, 3, 0.05)
     monkeypatch.setattr(calibration, "calibrate", lambda *a, **k: result)
     out = tmp_path / "calibrated.safetensors"

@@ -35,8 +35,9 @@ from ..weights import read_metadata, read_weights, save_weights
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLDS = CascadeConfig().thresholds  # MTCNN()'s
-RNET_GRID = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
-ONET_GRID = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.01))
+# down to 0.02: weights trained on three negatives per face may score some faces that low
+RNET_GRID = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02)
+ONET_GRID = tuple(round(t, 2) for t in np.arange(0.02, 1.0, 0.01))
 
 
 @dataclass
