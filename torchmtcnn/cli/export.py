@@ -1,30 +1,67 @@
-"""`mtcnn export onnx --out DIR [--weights ...] [--opset N]`: write pnet/rnet/onet.onnx."""
+"""`mtcnn export onnx --out DIR [--weights ...] [--opset N]`: write pnet/rnet/onet.onnx;
+`mtcnn export onnx --cascade --out FILE`: write the whole cascade as one graph."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..cascade import DEFAULTS
+from ..errors import MTCNNError
+from .common import _positive, _thresholds, thresholds_text
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export the networks for other runtimes (ONNX)")
     esub = p.add_subparsers(dest="export_format", metavar="FORMAT")
     esub.required = True
-    onnx = esub.add_parser("onnx", help="write pnet.onnx, rnet.onnx and onet.onnx (needs the [onnx] extra)")
-    onnx.add_argument("--out", type=Path, required=True, help="folder to write the three files into")
+    onnx = esub.add_parser("onnx", help="write pnet.onnx, rnet.onnx and onet.onnx, or with --cascade the whole "
+                                        "cascade as one file (needs the [onnx] extra)")
+    onnx.add_argument("--out", type=Path, required=True,
+                      help="folder to write the three files into; with --cascade, the .onnx file to write")
+    onnx.add_argument("--cascade", action="store_true",
+                      help="one graph: RGB uint8 image in, boxes, scores and landmarks out (docs/export.md)")
     onnx.add_argument("--weights", default=None,
                       help="weight file, or 'original' (default: the package's weights, else the imported original)")
     onnx.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    g = onnx.add_argument_group("defaults of the cascade graph's inputs (with --cascade)")
+    g.add_argument("--min-face-size", type=_positive, default=DEFAULTS.min_face_size,
+                   help=f"smallest face in pixels, at least 12 (default {DEFAULTS.min_face_size:g})")
+    g.add_argument("--thresholds", type=_thresholds, default=DEFAULTS.thresholds,
+                   help=f"P-Net,R-Net,O-Net thresholds (default {thresholds_text()})")
     onnx.set_defaults(func=_onnx)
 
 
 def _onnx(args: argparse.Namespace) -> int:
     from ..export import DEFAULT_OPSET, read_onnx_metadata, to_onnx
 
-    written = to_onnx(args.out, weights=args.weights, opset=args.opset or DEFAULT_OPSET)
+    opset = args.opset or DEFAULT_OPSET
+    if args.cascade:
+        return _cascade(args, opset)
+    written = to_onnx(args.out, weights=args.weights, opset=opset)
     for name, path in written.items():
         meta = read_onnx_metadata(path)
         print(f"wrote {path} (outputs {meta['outputs']}; input {meta['input_shape']})")
     meta = read_onnx_metadata(written["onet"])
     print(f"weights {meta['weights_name']} version {meta['weights_version']}, opset {meta['opset']}")
+    return 0
+
+
+def _cascade(args: argparse.Namespace, opset: int) -> int:
+    import dataclasses
+
+    from ..cascade_graph import CascadeExport, cascade_to_onnx
+    from ..export import read_onnx_metadata
+
+    try:
+        config = dataclasses.replace(DEFAULTS, min_face_size=args.min_face_size, thresholds=args.thresholds)
+        settings = CascadeExport(config=config, opset=opset)
+    except ValueError as exc:
+        raise MTCNNError(str(exc)) from exc
+    path = cascade_to_onnx(args.out, weights=args.weights, settings=settings)
+    meta = read_onnx_metadata(path)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): image uint8 [H, W, 3] -> boxes [N, 4], "
+          f"scores [N], landmarks [N, 5, 2]")
+    print(f"weights {meta['weights_name']} version {meta['weights_version']}, thresholds {meta['thresholds']}, "
+          f"min_face_size {meta['min_face_size']}, opset {meta['opset']}")
     return 0
