@@ -6,8 +6,9 @@ with standard operators only (opset 17), no custom operator and no code around i
 
 * inputs: ``image`` uint8 [H, W, 3] RGB, any size from 1 x 1 up to 16,384 px a side (the
   float32 box arithmetic of NonMaxSuppression is exact to that size); ``min_face_size``
-  float32 [] (default the export's, 20; values under 12 are taken as 12) and ``thresholds``
-  float32 [3] (P-Net, R-Net, O-Net; default the export's, 0.6, 0.7, 0.7), both optional;
+  float32 [] (values under 12 are taken as 12) and ``thresholds`` float32 [3] (P-Net, R-Net,
+  O-Net). All three are required (onnxruntime-web cannot feed an input that has a default);
+  the metadata holds the values to use by default (``min_face_size``, ``thresholds``);
 * outputs: ``boxes`` float32 [N, 4] (x1, y1, x2, y2 in pixels, clipped to the image),
   ``scores`` float32 [N], ``landmarks`` float32 [N, 5, 2] (x, y of left eye, right eye,
   nose, left and right mouth corner), best first: what ``MTCNN.detect`` returns.
@@ -43,8 +44,9 @@ MAX_SIDE = 16_384
 class CascadeExport:
     """What goes into the graph besides the networks.
 
-    config: the defaults of the graph's ``min_face_size`` and ``thresholds`` inputs and, fixed
-    in the graph, the pyramid factor and the NMS overlaps (default ``cascade.DEFAULTS``);
+    config: the smallest face and thresholds recorded in the metadata as the values to feed
+    by default, and, fixed in the graph, the pyramid factor and the NMS overlaps (default
+    ``cascade.DEFAULTS``);
     levels: pyramid levels unrolled (see DEFAULT_LEVELS); opset: ONNX opset (>= 17).
     """
 
@@ -75,9 +77,10 @@ def cascade_metadata(settings: CascadeExport, info: dict[str, str]) -> dict[str,
         "network": "cascade",
         "inputs": "image,min_face_size,thresholds",
         "input_image": f"uint8 [H, W, 3], RGB, 1 <= H, W <= {MAX_SIDE}",
-        "input_min_face_size": f"float32 [], default {cfg.min_face_size:g}, values under 12 taken as 12",
-        "input_thresholds": "float32 [3], P-Net, R-Net, O-Net face-probability thresholds, default "
-                            + ",".join(str(t) for t in cfg.thresholds),
+        "input_min_face_size": "float32 [], smallest face in pixels (values under 12 taken as 12); "
+                               f"default: {cfg.min_face_size:g} (min_face_size below)",
+        "input_thresholds": "float32 [3], P-Net, R-Net, O-Net face-probability thresholds; default: "
+                            + ",".join(str(t) for t in cfg.thresholds) + " (thresholds below)",
         "outputs": "boxes,scores,landmarks",
         "output_shapes": json.dumps({"boxes": "[N, 4]", "scores": "[N]", "landmarks": "[N, 5, 2]"}),
         "boxes": "x1, y1, x2, y2 in pixels, clipped to the image, best score first",

@@ -100,13 +100,10 @@ class Graph:
         """x as a value: a V stays, a number or array becomes a constant of ``dtype``."""
         return x if isinstance(x, V) else self.const(x, dtype)
 
-    def input(self, name: str, dtype: int, shape: Sequence[int | str | None], default: Any = None) -> V:
-        """A graph input; with ``default`` it is also an initializer, which a caller may
-        override by feeding the input (ONNX IR >= 4)."""
+    def input(self, name: str, dtype: int, shape: Sequence[int | str | None]) -> V:
+        """A graph input (shape: sizes or names of dimensions)."""
         onnx = _import_onnx()
         self.inputs.append(onnx.helper.make_tensor_value_info(name, dtype, list(shape)))
-        if default is not None:
-            self.initializers.append(onnx.numpy_helper.from_array(np.asarray(default, _NUMPY[dtype]), name))
         return V(self, name, dtype)
 
     def output(self, v: V, name: str, shape: Sequence[int | str | None]) -> None:

@@ -222,16 +222,17 @@ def _tensor(dtype: int, value: float) -> Any:
 
 
 def build_graph(nets: Mapping[str, nn.Module], config: CascadeConfig, levels: int, opset: int) -> Any:
-    """The cascade as one ONNX graph (onnx.GraphProto) with inputs ``image`` uint8 [H, W, 3],
-    ``min_face_size`` float32 [] and ``thresholds`` float32 [3] (defaults from ``config``) and
-    outputs ``boxes`` float32 [N, 4], ``scores`` float32 [N], ``landmarks`` float32 [N, 5, 2]."""
+    """The cascade as one ONNX graph with inputs ``image`` uint8 [H, W, 3], ``min_face_size``
+    float32 [] and ``thresholds`` float32 [3] (all three required: onnxruntime-web cannot
+    override an input that has a default) and outputs ``boxes`` float32 [N, 4], ``scores``
+    float32 [N], ``landmarks`` float32 [N, 5, 2] -> the Graph."""
     onnx = _import_onnx()
     models = {name: onnx.load_from_string(export_net(name, nets[name], landmarks=name == "onet", opset=opset))
               for name in ("pnet", "rnet", "onet")}
     g = Graph("torchmtcnn_cascade")
     image = g.input("image", 2, ["height", "width", 3])
-    min_face = g.input("min_face_size", FLOAT, [], default=np.float32(config.min_face_size))
-    thresholds = g.input("thresholds", FLOAT, [3], default=np.asarray(config.thresholds, np.float32))
+    min_face = g.input("min_face_size", FLOAT, [])
+    thresholds = g.input("thresholds", FLOAT, [3])
     shape = g.op("Shape", image)
     height, width = (g.cast(g.take(shape, i, 0), DOUBLE) for i in (0, 1))
     stages = CascadeGraph(g, models, config, levels, opset)

@@ -1,5 +1,6 @@
 """`mtcnn export onnx --out DIR [--weights ...] [--opset N]`: write pnet/rnet/onet.onnx;
-`mtcnn export onnx --cascade --out FILE`: write the whole cascade as one graph."""
+`mtcnn export onnx --cascade --out FILE`: write the whole cascade as one graph;
+`mtcnn export web --out DIR`: write the in-browser page with the graph and onnxruntime-web."""
 
 from __future__ import annotations
 
@@ -24,12 +25,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     onnx.add_argument("--weights", default=None,
                       help="weight file, or 'original' (default: the package's weights, else the imported original)")
     onnx.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
-    g = onnx.add_argument_group("defaults of the cascade graph's inputs (with --cascade)")
+    g = onnx.add_argument_group("with --cascade: the settings its metadata gives as the defaults to feed")
     g.add_argument("--min-face-size", type=_positive, default=DEFAULTS.min_face_size,
                    help=f"smallest face in pixels, at least 12 (default {DEFAULTS.min_face_size:g})")
     g.add_argument("--thresholds", type=_thresholds, default=DEFAULTS.thresholds,
                    help=f"P-Net,R-Net,O-Net thresholds (default {thresholds_text()})")
     onnx.set_defaults(func=_onnx)
+    site = esub.add_parser("web", help="write a static site that detects in the browser: index.html, cascade.onnx "
+                                       "and onnxruntime-web (needs the [onnx] extra and the vendored runtime)")
+    site.add_argument("--out", type=Path, required=True, help="folder to write the site into")
+    site.add_argument("--weights", default=None,
+                      help="weight file, or 'original' (default: the package's weights, else the imported original)")
+    site.set_defaults(func=_web)
 
 
 def _onnx(args: argparse.Namespace) -> int:
@@ -64,4 +71,14 @@ def _cascade(args: argparse.Namespace, opset: int) -> int:
           f"scores [N], landmarks [N, 5, 2]")
     print(f"weights {meta['weights_name']} version {meta['weights_version']}, thresholds {meta['thresholds']}, "
           f"min_face_size {meta['min_face_size']}, opset {meta['opset']}")
+    return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    from ..cascade_graph import export_cascade
+    from ..web import write_site
+
+    out = write_site(args.out, export_cascade(args.weights))
+    print(f"wrote {out}/index.html, cascade.onnx, model.json and ort/: serve the folder over http "
+          f"(e.g. python -m http.server -d {out}) and open it in a browser")
     return 0

@@ -1,4 +1,5 @@
-"""The HTTP service: ``POST /detect``, ``GET /health``, ``GET /`` (a page), ``/docs``.
+"""The HTTP service: ``POST /detect``, ``GET /health``, ``GET /`` (a page), ``/docs``, and
+``GET /web/`` (a page that detects in the browser, ``serve/web.py``).
 
 Detection runs in a bounded pool of threads (``Settings.workers``), never on the event loop,
 so ``/health`` and the page answer while photos are being processed. Every refusal is a 4xx
@@ -286,6 +287,9 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> FastAP
                 "min_face_size": mfs, "thresholds": list(ths), "detect_ms": round(detect_ms, 2),
                 "time_ms": round((time.perf_counter() - start) * 1000, 2)}
 
+    from .web import add_web_routes
+
+    add_web_routes(app, settings, service.detector)
     return app
 
 
