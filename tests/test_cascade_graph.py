@@ -212,3 +212,25 @@ def test_bad_weights_and_missing_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` fails
     with pytest.raises(MissingExtraError, match=r"pip install 'torchmtcnn\[onnx\]'"):
         export_cascade()
+
+
+def test_the_readme_lines_run_without_torchmtcnn(tmp_path, original_weights):
+    """The five lines of the README (and docs/export.md), run in a fresh Python where
+    torchmtcnn cannot be imported, give the Python cascade's faces."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    blocks = [re.search(r"without torchmtcnn.*?```python\n(.*?)```", (root / doc).read_text(), re.S | re.I).group(1)
+              for doc in ("README.md", "docs/export.md")]
+    assert blocks[0] == blocks[1] and len(blocks[0].strip().splitlines()) == 5
+    cascade_to_onnx(tmp_path / "mtcnn.onnx", weights=original_weights)
+    cv2.imwrite(str(tmp_path / "photo.jpg"), read_image(ASSETS / "group.jpg")[:, :, ::-1])
+    script = ("import sys; sys.modules['torchmtcnn'] = None\n" + blocks[0]
+              + "np.savez('out.npz', boxes=boxes, scores=scores, landmarks=landmarks)\n")
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=300)
+    got = np.load(tmp_path / "out.npz")
+    want = MTCNN(weights=original_weights, device="cpu").detect(tmp_path / "photo.jpg")
+    assert len(want) >= 2
+    assert_same_faces(got["boxes"], got["scores"], got["landmarks"], want)

@@ -76,6 +76,7 @@ class Graph:
         self._consts: dict[tuple[int, bytes, tuple[int, ...]], V] = {} if parent is None else parent._consts
         self._root: Graph = parent._root if parent else self
         self._spliced: set[str] = set() if parent is None else parent._spliced
+        self.scope = ""  # prefix of the nodes' names (which step they belong to, in profiles)
 
     # --- names, constants, inputs ---------------------------------------------------------
 
@@ -122,7 +123,7 @@ class Graph:
         onnx = _import_onnx()
         names = [self.fresh(op_type.lower()) for _ in range(n_out)]
         self.nodes.append(onnx.helper.make_node(op_type, [i.name if i is not None else "" for i in inputs],
-                                                names, **attrs))
+                                                names, name=self.scope + names[0], **attrs))
         if dtypes is None:
             if op_type in _BOOL_OPS:
                 dtypes = [BOOL] * n_out

@@ -158,12 +158,14 @@ class CascadeGraph:
         found: list[tuple[V, V, V]] = []
         powers = [float(np.power(cfg.factor, k)) for k in range(self.levels)]  # as pyramid_scales
         for k in range(self.levels):
+            g.scope = f"level{k}/"
             exists = min_layer >= 12.0
             min_layer = min_layer * cfg.factor
             scale = m * powers[k]
             level_h = g.maximum(g.op("Ceil", height * scale), g.const(12.0))
             level_w = g.maximum(g.op("Ceil", width * scale), g.const(12.0))
             level = pyramid_level(g, pixels, rows_before, height, width, level_h, level_w)
+            g.scope = f"level{k}-windows/"
             out = self.network("pnet", g.unsqueeze(level, [0]), channels_first=True)
             prob = g.squeeze(out["prob"], [0])  # [h, w]
             where = g.op("Transpose", g.op("NonZero", (prob >= threshold) & exists))  # [n, 2]: y, x
@@ -174,6 +176,7 @@ class CascadeGraph:
                                      (2.0 * xx + 12.0) / scale, (2.0 * yy + 12.0) / scale], 1))
             keep = self.nms(boxes, scores, cfg.nms_level)
             found.append((g.select(boxes, keep), g.select(scores, keep), g.select(regs, keep)))
+        g.scope = "propose/"
         boxes, scores, regs = (g.concat([f[i] for f in found], 0) for i in range(3))
         keep = self.nms(boxes, scores, cfg.nms_image)
         # The original applies P-Net's regression with width x2 - x1 here (no "+1").
@@ -189,7 +192,10 @@ class CascadeGraph:
     def refine(self, images: tuple[V, V, V, V], boxes: V, threshold: V) -> V:
         """Stage 2 (``Cascade.refine``): boxes float64 [K, 4] -> boxes float64 [K', 4]."""
         g = self.g
-        out = self.network("rnet", self._crops(images, boxes, 24))
+        g.scope = "crops24/"
+        crops = self._crops(images, boxes, 24)
+        g.scope = "refine/"
+        out = self.network("rnet", crops)
         passed = g.nonzero(out["prob"] > threshold)
         boxes, scores, regs = g.select(boxes, passed), g.select(out["prob"], passed), g.select(out["box"], passed)
         keep = self.nms(boxes, scores, self.config.nms_rnet)
@@ -200,8 +206,11 @@ class CascadeGraph:
         """Stage 3 (``Cascade.output``) -> boxes float64 [N, 4], scores float32 [N], landmarks
         float64 [N, 5, 2], best first."""
         g = self.g
+        g.scope = "crops48/"
         boxes = g.trunc(boxes)
-        out = self.network("onet", self._crops(images, boxes, 48))
+        crops = self._crops(images, boxes, 48)
+        g.scope = "output/"
+        out = self.network("onet", crops)
         passed = g.nonzero(out["prob"] > threshold)
         boxes, scores = g.select(boxes, passed), g.select(out["prob"], passed)
         regs, points = (g.cast(g.select(out[k], passed), DOUBLE) for k in ("box", "landmarks"))
@@ -217,6 +226,53 @@ class CascadeGraph:
         return g.select(boxes, kept), g.select(scores, kept), g.select(landmarks, kept)
 
 
+def prelu_as_max(model: Any) -> Any:
+    """Rewrite a network's PRelu nodes as Mul and Max (onnx.ModelProto, in place -> model).
+
+    PReLU(x) = max(x, a * x) for a slope a <= 1, the same arithmetic as PReLU's x < 0 ? a * x
+    : x. onnxruntime's PRelu is slow on the CPU (it also breaks its blocked convolution layout):
+    measured 4-10x slower than Mul + Max on P-Net's and R-Net's first layers. A layer with a
+    slope above 1 (the original R-Net's first has 1.30) becomes max(x, b * x) + min(c * x, 0)
+    with b = min(a, 1), c = a - b: equal to PReLU up to one rounding.
+    """
+    onnx = _import_onnx()
+    weights = {t.name: t for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "PRelu":
+            nodes.append(node)
+            continue
+        x, slope_name = node.input
+        slope = onnx.numpy_helper.to_array(weights[slope_name]).astype(np.float32)
+        b, c = np.minimum(slope, 1.0), slope - np.minimum(slope, 1.0)
+        out = node.output[0]
+        below = onnx.numpy_helper.from_array(b, slope_name + "_below1")
+        model.graph.initializer.append(below)
+        nodes += [onnx.helper.make_node("Mul", [x, below.name], [out + "_bx"]),
+                  onnx.helper.make_node("Max", [x, out + "_bx"], [out + "_max" if c.any() else out])]
+        if c.any():
+            above = onnx.numpy_helper.from_array(c, slope_name + "_above1")
+            model.graph.initializer.append(above)
+            nodes += [onnx.helper.make_node("Mul", [x, above.name], [out + "_cx"]),
+                      onnx.helper.make_node("Min", [out + "_cx", g_zero(model)], [out + "_min"]),
+                      onnx.helper.make_node("Add", [out + "_max", out + "_min"], [out])]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {i for n in model.graph.node for i in n.input}
+    keep = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    return model
+
+
+def g_zero(model: Any) -> str:
+    """The name of a float32 zero initializer of ``model`` (added once)."""
+    onnx = _import_onnx()
+    if not any(t.name == "prelu_zero" for t in model.graph.initializer):
+        model.graph.initializer.append(onnx.numpy_helper.from_array(np.zeros(1, np.float32), "prelu_zero"))
+    return "prelu_zero"
+
+
 def _tensor(dtype: int, value: float) -> Any:
     return _import_onnx().helper.make_tensor("value", dtype, [1], [value])
 
@@ -227,7 +283,8 @@ def build_graph(nets: Mapping[str, nn.Module], config: CascadeConfig, levels: in
     override an input that has a default) and outputs ``boxes`` float32 [N, 4], ``scores``
     float32 [N], ``landmarks`` float32 [N, 5, 2] -> the Graph."""
     onnx = _import_onnx()
-    models = {name: onnx.load_from_string(export_net(name, nets[name], landmarks=name == "onet", opset=opset))
+    models = {name: prelu_as_max(onnx.load_from_string(export_net(name, nets[name], landmarks=name == "onet",
+                                                                  opset=opset)))
               for name in ("pnet", "rnet", "onet")}
     g = Graph("torchmtcnn_cascade")
     image = g.input("image", 2, ["height", "width", 3])
@@ -238,6 +295,7 @@ def build_graph(nets: Mapping[str, nn.Module], config: CascadeConfig, levels: in
     stages = CascadeGraph(g, models, config, levels, opset)
     t = [g.take(thresholds, i, 0) for i in range(3)]
     boxes, _ = stages.propose(g.cast(image, FLOAT), height, width, g.cast(min_face, DOUBLE), t[0])
+    g.scope = "table/"
     pixels = g.cast(image, DOUBLE)
     table = g.op("Reshape", cumulative(g, cumulative(g, pixels, 0), 1), g.ints([-1, 3]))
     images = (table, g.op("Reshape", pixels, g.ints([-1, 3])), height, width)
