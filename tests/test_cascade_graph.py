@@ -183,7 +183,15 @@ def test_export_settings_are_the_metadata_defaults(original_weights):
     with pytest.raises(ValueError, match="min_face_size must be at least 12"):
         CascadeExport(config=dataclasses.replace(DEFAULTS, min_face_size=10.0))
     with pytest.raises(ValueError, match="levels"):
-        CascadeExport(levels=0)
+        CascadeExport(levels=-1)
+
+
+def test_the_unrolled_levels_cover_the_largest_image():
+    from torchmtcnn.cascade import pyramid_scales
+    from torchmtcnn.cascade_graph import DEFAULT_LEVELS, MAX_SIDE
+
+    assert len(pyramid_scales(MAX_SIDE, MAX_SIDE, 12.0, DEFAULTS.factor)) == DEFAULT_LEVELS
+    assert CascadeExport().levels == DEFAULT_LEVELS
 
 
 def test_cli_writes_one_file(tmp_path, original_weights, capsys):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,20 @@ from ..export import DEFAULT_OPSET, LANDMARK_ORDER, ExportError, _import_onnx, _
 
 log = logging.getLogger(__name__)
 
-# Pyramid levels unrolled in the graph: a level exists while the shorter side, scaled so that
-# min_face_size becomes 12 px, stays >= 12 after k steps of 0.709, so 32 levels cover any
-# photo whose shorter side is under 0.709**-32 (about 60,000) times min_face_size.
-DEFAULT_LEVELS = 32
 MAX_SIDE = 16_384
+
+
+def levels_needed(factor: float = DEFAULTS.factor, max_side: int = MAX_SIDE) -> int:
+    """Pyramid levels the graph unrolls: a level k exists while the shorter side, scaled so
+    that min_face_size becomes 12 px, stays >= 12 after k steps of ``factor``, i.e. while
+    factor**k >= min_face_size / shorter side; with min_face_size >= 12 and sides up to
+    ``max_side`` that is k <= log(max_side / 12) / log(1 / factor): 22 levels at 0.709."""
+    from .stages import MIN_FACE_FLOOR
+
+    return int(math.floor(math.log(max_side / MIN_FACE_FLOOR) / math.log(1 / factor) + 1e-9)) + 1
+
+
+DEFAULT_LEVELS = levels_needed()
 
 
 @dataclass(frozen=True)
@@ -47,16 +57,19 @@ class CascadeExport:
     config: the smallest face and thresholds recorded in the metadata as the values to feed
     by default, and, fixed in the graph, the pyramid factor and the NMS overlaps (default
     ``cascade.DEFAULTS``);
-    levels: pyramid levels unrolled (see DEFAULT_LEVELS); opset: ONNX opset (>= 17).
+    levels: pyramid levels unrolled (default: ``levels_needed(config.factor)``, all that an
+    image of up to MAX_SIDE px a side has); opset: ONNX opset (>= 17).
     """
 
     config: CascadeConfig = DEFAULTS
-    levels: int = DEFAULT_LEVELS
+    levels: int = 0  # 0: levels_needed(config.factor)
     opset: int = DEFAULT_OPSET
 
     def __post_init__(self) -> None:
         from .stages import MIN_FACE_FLOOR
 
+        if self.levels == 0:
+            object.__setattr__(self, "levels", levels_needed(self.config.factor))
         if not (isinstance(self.levels, int) and 1 <= self.levels <= 64):
             raise ValueError(f"levels must be an integer from 1 to 64, got {self.levels!r}")
         if not (isinstance(self.opset, int) and self.opset >= 17):

@@ -8,8 +8,9 @@ domain), so any ONNX runtime runs the result.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,7 @@ class Graph:
         self._root: Graph = parent._root if parent else self
         self._spliced: set[str] = set() if parent is None else parent._spliced
         self.scope = ""  # prefix of the nodes' names (which step they belong to, in profiles)
+        self._active: Graph = self  # of the root: the graph new nodes go to (see ``building``)
 
     # --- names, constants, inputs ---------------------------------------------------------
 
@@ -108,22 +110,35 @@ class Graph:
         return V(self, name, dtype)
 
     def output(self, v: V, name: str, shape: Sequence[int | str | None]) -> None:
-        """Make ``v`` a graph output called ``name`` (shape: sizes or names of dimensions)."""
+        """Make ``v`` an output of this graph called ``name`` (shape: sizes or names of
+        dimensions)."""
         onnx = _import_onnx()
         self.nodes.append(onnx.helper.make_node("Identity", [v.name], [name]))
         self.outputs.append(onnx.helper.make_tensor_value_info(name, v.dtype, list(shape)))
 
     # --- nodes ----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def building(self, body: Graph) -> Iterator[Graph]:
+        """New nodes go to ``body`` (a sub-graph) inside the block, whichever graph's values or
+        methods make them: a branch uses the outer graph's values freely."""
+        root = self._root
+        before, root._active = root._active, body
+        try:
+            yield body
+        finally:
+            root._active = before
+
     def op(self, op_type: str, *inputs: V | None, n_out: int = 1, dtypes: Sequence[int] | None = None,
            **attrs: Any) -> Any:
-        """Add a node -> its output V (or a list of them when n_out > 1). Output types: bool
-        for comparisons, int64 for shapes and indices, ``to`` for Cast, else the first
-        input's type (``dtypes`` overrides)."""
+        """Add a node (to the graph being built, see ``building``) -> its output V (or a list
+        of them when n_out > 1). Output types: bool for comparisons, int64 for shapes and
+        indices, ``to`` for Cast, else the first input's type (``dtypes`` overrides)."""
         onnx = _import_onnx()
+        target = self._root._active
         names = [self.fresh(op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(onnx.helper.make_node(op_type, [i.name if i is not None else "" for i in inputs],
-                                                names, name=self.scope + names[0], **attrs))
+        target.nodes.append(onnx.helper.make_node(op_type, [i.name if i is not None else "" for i in inputs],
+                                                  names, name=target.scope + names[0], **attrs))
         if dtypes is None:
             if op_type in _BOOL_OPS:
                 dtypes = [BOOL] * n_out
@@ -134,7 +149,7 @@ class Graph:
             else:
                 first = next(i for i in inputs if i is not None)
                 dtypes = [first.dtype] * n_out
-        out = [V(self, n, t) for n, t in zip(names, dtypes)]
+        out = [V(target, n, t) for n, t in zip(names, dtypes)]
         return out[0] if n_out == 1 else out
 
     def cast(self, v: V, dtype: int) -> V:
@@ -236,5 +251,5 @@ class Graph:
             copy.name = prefix + node.name if node.name else ""
             copy.input[:] = [rename(i) for i in node.input]
             copy.output[:] = [rename(o) for o in node.output]
-            self.nodes.append(copy)
+            self._root._active.nodes.append(copy)
         return {o.name: V(self, rename(o.name), o.type.tensor_type.elem_type) for o in graph.output}

@@ -9,9 +9,9 @@ in the cascade.
 
 Control flow without Python:
 
-* the pyramid is unrolled to ``levels`` levels; a level the photo does not have (the original
-  rule stops when the shorter side falls under 12 px) is computed at 12 x 12 and its windows
-  masked out, so one graph serves every image size;
+* the pyramid is unrolled to ``levels`` levels, each in an If: a level the photo does not
+  have (the original rule stops when the shorter side falls under 12 px) computes nothing, so
+  one graph serves every image size;
 * data-dependent counts are tensors of dynamic length (NonZero, Gather);
 * the union-overlap NMS steps use ONNX's NonMaxSuppression on boxes grown by one pixel (the
   "+1" widths, exactly), in float32 where the cascade uses float64;
@@ -135,9 +135,10 @@ class CascadeGraph:
                         onnx.helper.make_tensor_value_info("go", BOOL, []),
                         onnx.helper.make_tensor_value_info("kept", FLOAT, [None])]
         kept = V(body, "kept", FLOAT)
-        hit = body.squeeze(body.op("MatMul", body.unsqueeze(kept, [0]), suppresses), [0])
-        new = body.cast(hit < 0.5, FLOAT)
-        changed = body.op("ReduceSum", body.op("Abs", new - kept), keepdims=0) > 0.0
+        with g.building(body):
+            hit = g.squeeze(g.op("MatMul", g.unsqueeze(kept, [0]), suppresses), [0])
+            new = g.cast(hit < 0.5, FLOAT)
+            changed = g.op("ReduceSum", g.op("Abs", new - kept), keepdims=0) > 0.0
         body.output(changed, "go_out", [])
         body.output(new, "kept_out", [None])
         trips = g.op("Add", g.squeeze(n, [0]), g.const(np.int64(1)))
@@ -162,26 +163,42 @@ class CascadeGraph:
             exists = min_layer >= 12.0
             min_layer = min_layer * cfg.factor
             scale = m * powers[k]
-            level_h = g.maximum(g.op("Ceil", height * scale), g.const(12.0))
-            level_w = g.maximum(g.op("Ceil", width * scale), g.const(12.0))
-            level = pyramid_level(g, pixels, rows_before, height, width, level_h, level_w)
-            g.scope = f"level{k}-windows/"
-            out = self.network("pnet", g.unsqueeze(level, [0]), channels_first=True)
-            prob = g.squeeze(out["prob"], [0])  # [h, w]
-            where = g.op("Transpose", g.op("NonZero", (prob >= threshold) & exists))  # [n, 2]: y, x
-            scores = g.op("GatherND", prob, where)
-            regs = g.op("GatherND", g.op("Transpose", g.squeeze(out["box"], [0]), perm=[1, 2, 0]), where)
-            yy, xx = (g.cast(g.take(where, i, 1), DOUBLE) for i in (0, 1))
-            boxes = g.floor(g.stack([(2.0 * xx + 1.0) / scale, (2.0 * yy + 1.0) / scale,
-                                     (2.0 * xx + 12.0) / scale, (2.0 * yy + 12.0) / scale], 1))
-            keep = self.nms(boxes, scores, cfg.nms_level)
-            found.append((g.select(boxes, keep), g.select(scores, keep), g.select(regs, keep)))
+            # A level the photo does not have costs one If: its branch computes nothing.
+            present, absent = g.body(f"level{k}"), g.body(f"level{k}_absent")
+            present.scope = f"level{k}/"
+            with g.building(present):
+                windows = self._level(pixels, rows_before, height, width, scale, threshold)
+            nothing = (g.const(np.zeros((0, 4))), g.const(np.zeros(0, np.float32)),
+                       g.const(np.zeros((0, 4), np.float32)))
+            shapes: list[list[int | None]] = [[None, 4], [None], [None, 4]]
+            for branch, values in ((present, windows), (absent, nothing)):
+                for v, name, shape in zip(values, ("boxes", "scores", "regs"), shapes):
+                    branch.output(v, f"{branch.name}_{name}", shape)
+            found.append(g.op("If", exists, n_out=3, dtypes=[DOUBLE, FLOAT, FLOAT],
+                              then_branch=present.proto(), else_branch=absent.proto()))
         g.scope = "propose/"
-        boxes, scores, regs = (g.concat([f[i] for f in found], 0) for i in range(3))
+        boxes, scores, regs = (g.concat([f[i] for f in found], 0) for i in range(3))  # type: ignore[index]
         keep = self.nms(boxes, scores, cfg.nms_image)
         # The original applies P-Net's regression with width x2 - x1 here (no "+1").
         boxes = self.box_fn("regression0", g.select(boxes, keep), g.cast(g.select(regs, keep), DOUBLE))
         return g.trunc(self.box_fn("square", boxes)), g.select(scores, keep)
+
+    def _level(self, pixels: V, rows_before: V, height: V, width: V, scale: V, threshold: V) -> tuple[V, V, V]:
+        """One pyramid level's windows after P-Net, threshold and the level's NMS -> (boxes
+        float64 [n, 4], scores float32 [n], regression float32 [n, 4])."""
+        g, cfg = self.g, self.config
+        level_h, level_w = g.op("Ceil", height * scale), g.op("Ceil", width * scale)
+        level = pyramid_level(g, pixels, rows_before, height, width, level_h, level_w)
+        out = self.network("pnet", g.unsqueeze(level, [0]), channels_first=True)
+        prob = g.squeeze(out["prob"], [0])  # [h, w]
+        where = g.op("Transpose", g.op("NonZero", prob >= threshold))  # [n, 2]: y, x
+        scores = g.op("GatherND", prob, where)
+        regs = g.op("GatherND", g.op("Transpose", g.squeeze(out["box"], [0]), perm=[1, 2, 0]), where)
+        yy, xx = (g.cast(g.take(where, i, 1), DOUBLE) for i in (0, 1))
+        boxes = g.floor(g.stack([(2.0 * xx + 1.0) / scale, (2.0 * yy + 1.0) / scale,
+                                 (2.0 * xx + 12.0) / scale, (2.0 * yy + 12.0) / scale], 1))
+        keep = self.nms(boxes, scores, cfg.nms_level)
+        return g.select(boxes, keep), g.select(scores, keep), g.select(regs, keep)
 
     def _crops(self, images: tuple[V, V, V, V], boxes: V, size: int) -> V:
         table, flat, height, width = images
