@@ -67,7 +67,7 @@ def test_same_faces_as_the_python_cascade(name, graph, python_cascade, astronaut
     boxes, scores, landmarks = graph.run(None, {"image": image, **settings()})
     assert boxes.shape == (len(want), 4) and scores.shape == (len(want),) and landmarks.shape == (len(want), 5, 2)
     assert boxes.dtype == scores.dtype == landmarks.dtype == np.float32
-    if name != "group_640x480" or python_cascade.weights_name == "mtcnn-original":
+    if python_cascade.weights_name == "mtcnn-original":  # the shipped weights may change; these do not
         assert len(want) > 0
     worst = assert_same_faces(boxes, scores, landmarks, want)
     # Measured: the same faces to 1e-4 px and 6e-8 in score (the checks above are the issue's).
