@@ -41,7 +41,7 @@ def levels_needed(factor: float = DEFAULTS.factor, max_side: int = MAX_SIDE) -> 
     """Pyramid levels the graph unrolls: a level k exists while the shorter side, scaled so
     that min_face_size becomes 12 px, stays >= 12 after k steps of ``factor``, i.e. while
     factor**k >= min_face_size / shorter side; with min_face_size >= 12 and sides up to
-    ``max_side`` that is k <= log(max_side / 12) / log(1 / factor): 22 levels at 0.709."""
+    ``max_side`` that is k <= log(max_side / 12) / log(1 / factor): 21 levels at 0.709."""
     from .stages import MIN_FACE_FLOOR
 
     return int(math.floor(math.log(max_side / MIN_FACE_FLOOR) / math.log(1 / factor) + 1e-9)) + 1
