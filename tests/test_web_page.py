@@ -128,3 +128,49 @@ def test_files_served_and_missing_runtime(service_url, monkeypatch, tmp_path):
     assert r.status_code == 404 and "python -m torchmtcnn.web.vendor" in r.json()["detail"]
     with pytest.raises(web.WebRuntimeMissing, match="python -m torchmtcnn.web.vendor"):
         web.check_runtime(tmp_path)
+
+
+def test_export_web_writes_a_site_any_static_server_serves(tmp_path, browser, original_weights, capsys):
+    """`mtcnn export web`: the folder, served by Python's plain http.server (no isolation
+    headers, so onnxruntime-web runs on one thread), finds the Python cascade's faces."""
+    import functools
+    import http.server
+    import threading
+
+    from torchmtcnn.cli import main
+
+    site = tmp_path / "site"
+    assert main(["export", "web", "--out", str(site), "--weights", original_weights]) == 0
+    assert "index.html" in capsys.readouterr().out
+    assert sorted(p.name for p in site.iterdir()) == ["cascade.onnx", "index.html", "model.json", "ort"]
+    assert sorted(p.name for p in (site / "ort").iterdir()) == sorted(web.ORT_FILES)
+    assert web.model_info((site / "cascade.onnx").read_bytes())["weights_name"] == "mtcnn-original"
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        page.wait_for_function("['ready', 'error'].includes(document.body.dataset.state)", timeout=120_000)
+        assert page.evaluate("document.body.dataset.state") == "ready", page.inner_text("#status")
+        assert not page.evaluate("self.crossOriginIsolated")
+        page.set_input_files("#file", str(PHOTO))
+        page.wait_for_function("['done', 'error'].includes(document.body.dataset.state)", timeout=120_000)
+        assert page.evaluate("document.body.dataset.state") == "done", page.inner_text("#status")
+        faces = page.evaluate("window.mtcnn.result.faces")
+        assert_same_faces([f["box"] for f in faces], [f["score"] for f in faces],
+                          [list(f["keypoints"].values()) for f in faces],
+                          MTCNN(weights=original_weights, device="cpu").detect(read_image(PHOTO)))
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_export_web_without_the_runtime_names_the_command(tmp_path, monkeypatch, original_weights, capsys):
+    from torchmtcnn.cli import main
+
+    monkeypatch.setattr(web, "ORT_DIR", tmp_path / "no-ort")
+    assert main(["export", "web", "--out", str(tmp_path / "site"), "--weights", original_weights]) == 2
+    assert "python -m torchmtcnn.web.vendor" in capsys.readouterr().err

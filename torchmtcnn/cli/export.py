@@ -76,8 +76,9 @@ def _cascade(args: argparse.Namespace, opset: int) -> int:
 
 def _web(args: argparse.Namespace) -> int:
     from ..cascade_graph import export_cascade
-    from ..web import write_site
+    from ..web import check_runtime, write_site
 
+    check_runtime()  # before the export: WebRuntimeMissing names the command that vendors it
     out = write_site(args.out, export_cascade(args.weights))
     print(f"wrote {out}/index.html, cascade.onnx, model.json and ort/: serve the folder over http "
           f"(e.g. python -m http.server -d {out}) and open it in a browser")

@@ -44,9 +44,11 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_runtime(folder: Path = ORT_DIR) -> dict[str, Path]:
-    """The vendored onnxruntime-web files {name: path}; WebRuntimeMissing naming the command
-    that fetches them when one is missing or differs from the pinned version."""
+def check_runtime(folder: Path | None = None) -> dict[str, Path]:
+    """The vendored onnxruntime-web files {name: path} in ``folder`` (default ORT_DIR);
+    WebRuntimeMissing naming the command that fetches them when one is missing or differs
+    from the pinned version."""
+    folder = ORT_DIR if folder is None else folder
     found = {}
     for name, want in ORT_FILES.items():
         path = folder / name
