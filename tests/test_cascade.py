@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from torchmtcnn.cascade import Cascade, CascadeConfig, Schedule
+from torchmtcnn.cascade import Candidates, Cascade, CascadeConfig, Schedule
 
 # The photo: 60 x 80, white in its top-left 40 x 40 corner, black elsewhere.
 IMAGE = np.zeros((60, 80, 3), np.uint8)
@@ -121,3 +121,31 @@ def test_thresholds_decide_what_passes(stub):
     assert len(nothing) == 0 and stub.seen["rnet"] == []  # P-Net's 0.9 and 0.8 are below 0.95
     both = Cascade(StubBackend(), CascadeConfig(thresholds=(0.6, 0.05, 0.7))).run([torch.from_numpy(IMAGE)])
     assert len(both) == 2  # R-Net's 0.1 passes a 0.05 threshold: the black crop goes on too
+
+
+def test_a_stage_runs_on_given_boxes_and_groups_keep_them_apart(stub):
+    """What the tracker does: O-Net (and R-Net) on boxes it chose, one NMS group per face."""
+    cascade = Cascade(stub, CascadeConfig())
+    image = [torch.from_numpy(IMAGE)]
+    boxes = torch.tensor([[0.0, 0.0, 39.0, 39.0], [2.0, 2.0, 41.0, 41.0], [40.0, 20.0, 79.0, 59.0]],
+                         dtype=torch.float64)
+
+    def given(group=None):
+        return Candidates(torch.zeros(3, dtype=torch.long), boxes.clone(), torch.ones(3, dtype=torch.float64),
+                          group=group)
+
+    # One image, no groups: the two overlapping boxes are one face to NMS.
+    assert len(cascade.output(image, given())) == 2
+    # A group each: all three stay, and each says which box it came from.
+    out = cascade.output(image, given(torch.tensor([7, 8, 9])))
+    assert sorted(out.group.tolist()) == [7, 8, 9]
+    for k, g in enumerate(out.group.tolist()):
+        np.testing.assert_allclose(out.boxes[k].numpy(), regress(boxes[g - 7].tolist(), O_REG, 1.0), atol=1e-12)
+    # R-Net keeps the groups too, and passes only the white crops (the first two).
+    refined = cascade.refine(image, given(torch.tensor([7, 8, 9])))
+    assert sorted(refined.group.tolist()) == [7, 8]
+    # Nothing left to look at: empty outputs, not an error.
+    nothing = Candidates(torch.zeros(0, dtype=torch.long), torch.zeros(0, 4, dtype=torch.float64),
+                         torch.zeros(0, dtype=torch.float64), group=torch.zeros(0, dtype=torch.long))
+    none = cascade.output(image, nothing)
+    assert len(none) == 0 and none.landmarks.shape == (0, 5, 2)

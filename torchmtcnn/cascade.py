@@ -122,17 +122,30 @@ class Candidates:
     """Face candidates of a batch of images.
 
     image_index: Tensor[K] int64; boxes: Tensor[K, 4] float64; scores: Tensor[K] float64;
-    landmarks: Tensor[K, 5, 2] float64 after O-Net, else None.
+    landmarks: Tensor[K, 5, 2] float64 after O-Net, else None; group: Tensor[K] int64 or
+    None, the NMS group of each candidate (None: its image).
+
+    ``refine`` and ``output`` take candidates from anywhere, not only from the stage before:
+    the tracker (track.py) gives O-Net the boxes of the faces it follows, one group per face,
+    so that no two faces' candidates suppress each other and each output's ``group`` says
+    which face it came from.
     """
 
     image_index: Tensor
     boxes: Tensor
     scores: Tensor
     landmarks: Tensor | None = None
+    group: Tensor | None = None
 
     def select(self, keep: Tensor) -> Candidates:
         lm = None if self.landmarks is None else self.landmarks[keep]
-        return Candidates(self.image_index[keep], self.boxes[keep], self.scores[keep], lm)
+        group = None if self.group is None else self.group[keep]
+        return Candidates(self.image_index[keep], self.boxes[keep], self.scores[keep], lm, group)
+
+    @property
+    def nms_groups(self) -> Tensor:
+        """Tensor[K] int64: the groups within which NMS compares candidates."""
+        return self.image_index if self.group is None else self.group
 
     def __len__(self) -> int:
         return self.boxes.shape[0]
@@ -303,27 +316,34 @@ class Cascade:
         # The original cuts pixels x1-1 .. x2-1 (1-based indices of MATLAB descent).
         regions = torch.stack([c.boxes[:, 0] - 1, c.boxes[:, 1] - 1, c.boxes[:, 2], c.boxes[:, 3]], 1)
         chunk = self.schedule.crops_per_call[0 if size == 24 else 1]
+        # No candidate still makes one (empty) call: outputs of the right shapes for any caller.
         outs = [net(network_input(crop_resize(images, c.image_index[i : i + chunk], regions[i : i + chunk], size)))
-                for i in range(0, len(c), chunk)]
+                for i in range(0, max(len(c), 1), chunk)]
         return outs[0] if len(outs) == 1 else tuple(torch.cat(o) for o in zip(*outs))
 
     def refine(self, images: list[Tensor], c: Candidates) -> Candidates:
+        """R-Net on candidates (square boxes, as ``propose`` gives them) -> the ones above
+        threshold, NMS within each group, regressed and squared."""
         cfg = self.config
         prob, reg = self._crop_and_run(self.backend.rnet, images, c, 24)
         passed = (prob > cfg.thresholds[1]).nonzero().squeeze(1)
-        c = Candidates(c.image_index[passed], c.boxes[passed], prob[passed].double())
+        c = c.select(passed)
+        c.scores, c.landmarks = prob[passed].double(), None
         reg = reg[passed].double()
-        keep = batched_nms(c.boxes, c.scores, c.image_index, cfg.nms_rnet, offset=1.0)
+        keep = batched_nms(c.boxes, c.scores, c.nms_groups, cfg.nms_rnet, offset=1.0)
         c = c.select(keep)
         c.boxes = square(apply_regression(c.boxes, reg[keep], offset=1.0))
         return c
 
     def output(self, images: list[Tensor], c: Candidates) -> Candidates:
+        """O-Net on candidates (square boxes, as ``refine`` gives them) -> the faces above
+        threshold with landmarks, regressed, NMS (min overlap) within each group."""
         cfg = self.config
-        c = Candidates(c.image_index, c.boxes.trunc(), c.scores)
+        c = Candidates(c.image_index, c.boxes.trunc(), c.scores, group=c.group)
         prob, reg, points = self._crop_and_run(self.backend.onet, images, c, 48)
         passed = (prob > cfg.thresholds[2]).nonzero().squeeze(1)
-        c = Candidates(c.image_index[passed], c.boxes[passed], prob[passed].double())
+        c = c.select(passed)
+        c.scores = prob[passed].double()
         reg, points = reg[passed].double(), points[passed].double()
         w = (c.boxes[:, 2] - c.boxes[:, 0] + 1)[:, None]
         h = (c.boxes[:, 3] - c.boxes[:, 1] + 1)[:, None]
@@ -331,7 +351,7 @@ class Cascade:
         ys = h * points[:, 5:10] + c.boxes[:, 1:2] - 1
         c.landmarks = torch.stack([xs, ys], dim=2)
         c.boxes = apply_regression(c.boxes, reg, offset=1.0)
-        keep = batched_nms(c.boxes, c.scores, c.image_index, cfg.nms_onet, mode="min", offset=1.0)
+        keep = batched_nms(c.boxes, c.scores, c.nms_groups, cfg.nms_onet, mode="min", offset=1.0)
         return c.select(keep)
 
     def _empty(self) -> Candidates:
