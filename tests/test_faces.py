@@ -94,3 +94,23 @@ def test_faces_from_any_detector_result():
     assert faces.landmarks.shape == (1, 5, 2) and faces.image_size == (10, 20) and faces.image == "a.jpg"
     with pytest.raises(ValueError, match="2 boxes, 1 scores"):
         Faces(np.zeros((2, 4)), [0.5])
+
+
+def test_track_ids_are_written_and_read_back(tmp_path):
+    faces = Faces(np.array([[1, 2, 30, 40], [50, 2, 80, 40]], np.float32), [0.9, 0.8], POINTS[None].repeat(2, 0),
+                  (60, 80), "clip.mp4", track_ids=[3, 11])
+    line = faces.to_json(frame=7)
+    assert line["frame"] == 7 and [f["track_id"] for f in line["faces"]] == [3, 11]
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(line) + "\n" + json.dumps(one_face().to_json()) + "\n")
+    tracked, still = read_faces_jsonl(path)
+    assert tracked.track_ids.dtype == np.int64 and tracked.track_ids.tolist() == [3, 11]
+    assert still.track_ids is None and "track_id" not in one_face().to_dicts()[0]
+    line["faces"][1].pop("track_id")
+    path.write_text(json.dumps(line) + "\n")
+    with pytest.raises(PredictionError, match="'track_id' on some faces of the line only"):
+        read_faces_jsonl(path)
+    with pytest.raises(FaceFormatError, match="'track_id' must be an integer"):
+        face_from_json({"box": [1, 2, 3, 4], "track_id": "3"})
+    with pytest.raises(ValueError, match="2 boxes, 1 track ids"):
+        Faces(np.zeros((2, 4)), [0.5, 0.5], track_ids=[1])

@@ -4,16 +4,18 @@ for evaluation and the package's annotation files.
 
 One face::
 
-    {"box": [x1, y1, x2, y2], "score": 0.998, "ignore": true,
+    {"box": [x1, y1, x2, y2], "score": 0.998, "ignore": true, "track_id": 3,
      "keypoints": {"left_eye": [x, y], "right_eye": [x, y], "nose": [x, y],
                    "mouth_left": [x, y], "mouth_right": [x, y]}}
 
 ``score`` is left out for an annotation, ``ignore`` is written only when true (an annotated
 face a detector is neither rewarded nor punished for), ``keypoints`` only for the points that
-are known. Coordinates are rounded to COORD_DECIMALS, scores to SCORE_DECIMALS. One image is a
-line ``{"image", "width", "height", "faces": [...]}``, or ``{"image", "error"}`` for an input
-that could not be read, plus ``"key"`` (the split key) in annotation files; JSON lines leave
-out the fields that are None, Parquet keeps them as columns.
+are known, ``track_id`` only by the video tracker (the same number for the same face from
+frame to frame, ``track.Tracker``). Coordinates are rounded to COORD_DECIMALS, scores to
+SCORE_DECIMALS. One image is a line ``{"image", "width", "height", "faces": [...]}``, or
+``{"image", "error"}`` for an input that could not be read, plus ``"key"`` (the split key) in
+annotation files and ``"frame"`` (the frame's index, from 0) in a video's lines; JSON lines
+leave out the fields that are None, Parquet keeps them as columns.
 
 A change to the format belongs here: ``face_to_json`` / ``image_line`` write it,
 ``face_from_json`` / ``faces_from_line`` / ``read_faces_jsonl`` read it, ``FACE_SCHEMA`` is its
@@ -61,6 +63,8 @@ class Faces:
     points at all (a WIDER or FDDB prediction file); image_size: (height, width), None when
     unknown; image: the image's name when it has one (a prediction file's, or the path that
     was evaluated), else "". The detector gives float32 arrays, files read give float64.
+    track_ids: int64 [N], which followed face each one is (a video tracker's result: the same
+    id for the same face in every frame, ``track.Tracker``), or None (a still image).
     """
 
     boxes: np.ndarray
@@ -68,6 +72,7 @@ class Faces:
     landmarks: np.ndarray | None = None
     image_size: tuple[int, int] | None = None
     image: str = ""
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.boxes = _floats(self.boxes).reshape(-1, 4)
@@ -76,6 +81,10 @@ class Faces:
             raise ValueError(f"{self.image or 'faces'}: {len(self.boxes)} boxes, {len(self.scores)} scores")
         if self.landmarks is not None:
             self.landmarks = _floats(self.landmarks).reshape(-1, 5, 2)
+        if self.track_ids is not None:
+            self.track_ids = np.asarray(self.track_ids, np.int64).reshape(-1)
+            if len(self.track_ids) != len(self.boxes):
+                raise ValueError(f"{self.image or 'faces'}: {len(self.boxes)} boxes, {len(self.track_ids)} track ids")
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -105,17 +114,21 @@ class Faces:
         points = getattr(found, "landmarks", None)
         points = None if points is None else _floats(points).astype(dtype)
         size = getattr(found, "image_size", None) or image_size
-        return cls(boxes, scores, points, None if size is None else (int(size[0]), int(size[1])), image)
+        return cls(boxes, scores, points, None if size is None else (int(size[0]), int(size[1])), image,
+                   getattr(found, "track_ids", None))
 
     def to_dicts(self, decimals: int = COORD_DECIMALS) -> list[dict[str, Any]]:
-        """[{"box": [x1, y1, x2, y2], "score": s, "keypoints": {"left_eye": [x, y], ...}}]"""
-        points = self.landmarks
-        return [face_to_json(box, score, None if points is None else points[k], decimals=decimals)
+        """[{"box": [x1, y1, x2, y2], "score": s, "keypoints": {"left_eye": [x, y], ...}}],
+        with "track_id" when the faces have track ids."""
+        points, ids = self.landmarks, self.track_ids
+        return [face_to_json(box, score, None if points is None else points[k], decimals=decimals,
+                             track_id=None if ids is None else int(ids[k]))
                 for k, (box, score) in enumerate(zip(self.boxes, self.scores))]
 
-    def to_json(self) -> dict[str, Any]:
-        """This image as a line of the format, fields that are None left out."""
-        return compact(image_line(self.image, self.to_dicts(), self.width, self.height))
+    def to_json(self, frame: int | None = None) -> dict[str, Any]:
+        """This image as a line of the format, fields that are None left out; ``frame``: the
+        index of a video's frame."""
+        return compact(image_line(self.image, self.to_dicts(), self.width, self.height, frame=frame))
 
 
 @dataclass
@@ -148,12 +161,15 @@ def _round(v: Any, decimals: int) -> float:
 
 
 def face_to_json(box: Any, score: float | None = None, points: Any = None, ignore: bool = False,
-                 decimals: int = COORD_DECIMALS) -> dict[str, Any]:
+                 decimals: int = COORD_DECIMALS, track_id: int | None = None) -> dict[str, Any]:
     """One face as a JSON object: box [4]; score or None (annotations have none); points
-    [5, 2] or None (non-finite points are left out); ignore written only when true."""
+    [5, 2] or None (non-finite points are left out); ignore written only when true; track_id
+    (a video tracker's) when given."""
     face: dict[str, Any] = {"box": [_round(v, decimals) for v in box]}
     if score is not None:
         face["score"] = _round(score, SCORE_DECIMALS)
+    if track_id is not None:
+        face["track_id"] = int(track_id)
     if points is not None:
         known = {name: [_round(p[0], decimals), _round(p[1], decimals)] for name, p in zip(LANDMARK_NAMES, points)
                  if math.isfinite(p[0]) and math.isfinite(p[1])}
@@ -165,13 +181,16 @@ def face_to_json(box: Any, score: float | None = None, points: Any = None, ignor
 
 
 def image_line(image: str, faces: list[dict[str, Any]] | None = None, width: int | None = None,
-               height: int | None = None, error: str | None = None, key: str | None = None) -> dict[str, Any]:
+               height: int | None = None, error: str | None = None, key: str | None = None,
+               frame: int | None = None) -> dict[str, Any]:
     """One image as a line: image, width, height, faces, error (None where absent), and key
-    when given. A line has either faces or an error."""
+    and frame (a video frame's index) when given. A line has either faces or an error."""
     line: dict[str, Any] = {"image": image, "width": None if width is None else int(width),
                             "height": None if height is None else int(height), "faces": faces, "error": error}
     if key:
         line["key"] = key
+    if frame is not None:
+        line["frame"] = int(frame)
     return line
 
 
@@ -202,13 +221,14 @@ class FaceFormatError(ValueError):
 @dataclass
 class FaceJson:
     """One face object as read: box [4]; score or None; points float64 [5, 2] (NaN where not
-    given) or None; ignore; attributes (name -> int)."""
+    given) or None; ignore; attributes (name -> int); track_id or None."""
 
     box: list[float]
     score: float | None
     points: np.ndarray | None
     ignore: bool
     attributes: dict[str, int]
+    track_id: int | None = None
 
 
 def _points(keypoints: object) -> np.ndarray:
@@ -264,7 +284,10 @@ def face_from_json(face: object) -> FaceJson:
         isinstance(v, int) and not isinstance(v, bool) for v in attributes.values()
     ):
         raise FaceFormatError("'attributes' must be an object of integers")
-    return FaceJson(box, score, points, ignore, attributes)
+    track_id = face.get("track_id")
+    if track_id is not None and (not isinstance(track_id, int) or isinstance(track_id, bool)):
+        raise FaceFormatError(f"'track_id' must be an integer, got {str(track_id)[:40]}")
+    return FaceJson(box, score, points, ignore, attributes, track_id)
 
 
 def stack_points(faces: list[FaceJson]) -> np.ndarray | None:
@@ -295,7 +318,11 @@ def faces_from_line(line: object, where: str) -> Faces | None:
     scores = np.asarray([1.0 if f.score is None else f.score for f in parsed], np.float64)
     width, height = line.get("width"), line.get("height")
     size = (int(height), int(width)) if width is not None and height is not None else None
-    return Faces(boxes, scores, stack_points(parsed), size, line["image"])
+    with_ids = [f.track_id is not None for f in parsed]
+    if any(with_ids) and not all(with_ids):
+        raise PredictionError(f"{where}: 'track_id' on some faces of the line only")
+    track_ids = np.asarray([f.track_id for f in parsed], np.int64) if parsed and all(with_ids) else None
+    return Faces(boxes, scores, stack_points(parsed), size, line["image"], track_ids)
 
 
 def read_faces_jsonl(path: str | Path) -> list[Faces]:
@@ -330,5 +357,7 @@ FACE_SCHEMA: dict[str, Any] = {
         "keypoints": {"type": "object", "description": "(x, y) in pixels of each known point",
                       "properties": {name: _POINT for name in LANDMARK_NAMES}},
         "ignore": {"type": "boolean", "description": "annotations only: a face to ignore"},
+        "track_id": {"type": "integer", "description": "video tracking only: the same number for the same face "
+                                                        "in every frame"},
     },
 }

@@ -41,11 +41,13 @@ def pyarrow_modules() -> tuple[Any, Any]:
 
 
 def parquet_schema() -> Any:
-    """Arrow schema of the rows: faces as a list of {box, score, keypoints{name: [x, y]}}."""
+    """Arrow schema of the rows: faces as a list of {box, score, keypoints{name: [x, y]},
+    track_id} (track_id null but for a video tracker's faces)."""
     pa, _ = pyarrow_modules()
     point = pa.list_(pa.float64())
     face = pa.struct([("box", pa.list_(pa.float64())), ("score", pa.float64()),
-                      ("keypoints", pa.struct([(name, point) for name in LANDMARK_NAMES]))])
+                      ("keypoints", pa.struct([(name, point) for name in LANDMARK_NAMES])),
+                      ("track_id", pa.int64())])
     return pa.schema([("image", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
                       ("faces", pa.list_(face)), ("error", pa.string())])
 
