@@ -22,11 +22,12 @@ from .cascade import DEFAULTS, Cascade, CascadeConfig, Schedule
 from .errors import BatchImageError
 from .faces import Faces, Result
 from .images import MAX_PIXELS, ImageInput, iter_loaded, load
+from .track import Tracker, TrackerConfig
 from .weights import load_nets
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MTCNN", "Faces", "Result", "run_in_batches"]
+__all__ = ["MTCNN", "Faces", "Result", "Tracker", "run_in_batches"]
 
 
 def run_in_batches(loaded: Iterable[tuple[object, Any]], detect: Callable[[list[Any]], Sequence[Any]],
@@ -138,6 +139,13 @@ class MTCNN:
             other.device = backend.device
         other.cascade = Cascade(backend, other.config, schedule)
         return other
+
+    def tracker(self, config: TrackerConfig | None = None, **changes: Any) -> Tracker:
+        """A video tracker on this detector's cascade (networks, backend and settings):
+        ``tracker.update(frame)`` gives each frame's Faces with ``track_ids``, following known
+        faces with O-Net between full detections (track.py). ``config``: a whole
+        TrackerConfig and/or ``changes`` to its fields (``tracker(detect_every=5)``)."""
+        return Tracker(self, dataclasses.replace(config or TrackerConfig(), **changes))
 
     def __repr__(self) -> str:
         c = self.config

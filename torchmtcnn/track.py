@@ -1,0 +1,359 @@
+"""Following faces through a video: ``Tracker`` (``MTCNN.tracker``), the tracking mode of
+``mtcnn video --track``.
+
+Most of a per-frame detection repeats the previous frame's work: the faces are where they
+were, give or take a few pixels. So between full detections each known face is found again
+by the cascade's own R-Net and O-Net stages (``Cascade.refine`` then ``Cascade.output``, the
+very functions a detection runs) on one crop around where it was (its box moved by its last
+motion), as if P-Net had proposed that box; their box regression follows the face. The
+pyramid and P-Net, most of a detection's cost, are skipped. A face they no longer find there
+is searched again locally: the whole
+cascade on a region around its last box, for faces of half its size and up (cheap: the
+region's pyramid is a few thousand pixels). When that fails too, the face is lost and a
+full detection runs at once, on the same frame.
+
+New faces come from full detections (``Cascade.run``, the same call as ``MTCNN.detect``):
+every ``detect_every`` frames, at once on a scene cut (the colours of two frames shrunk to
+64x48 differ: a pan or a zoom keeps them, a cut changes them) and whenever a face is lost. A face that appears is thus
+reported at the latest in its ``detect_every``-th frame. Detections are matched to the known
+faces by overlap (IoU); a known face a full detection does not find is dropped.
+
+Tracking is the wrong choice for many small faces (each costs an R-Net and an O-Net crop per frame, and a
+face below ``min_face_size`` is never followed) and for footage with cuts every few frames
+(each cut costs a full detection); ``MTCNN.detect`` per frame is then as fast or faster.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from .boxes import box_overlap, clip_boxes, iou_numpy, nms, square
+from .cascade import Candidates, Cascade
+from .errors import ImageError
+from .faces import Faces
+from .images import ImageInput, load
+from .smoothing import OneEuro, OneEuroFilter
+
+if TYPE_CHECKING:
+    from .detector import MTCNN
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL = (64, 48)  # the scene-cut test's frame size (width, height)
+LEVELS = 8  # the scene-cut test's colour histogram: levels per channel
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Settings of the video tracker (the detection settings are the detector's).
+
+    detect_every: a full detection every this many frames (1: every frame, as ``detect``).
+        A face that appears is reported at the latest in its ``detect_every``-th frame. Cost:
+        one full detection per ``detect_every`` frames (about 40 ms at 640x480 on 2 cores)
+        plus, in the others, one R-Net and one O-Net crop per followed face (docs/video.md).
+    scene_cut: a frame whose colours differ from the previous frame's by more than this is a
+        new scene: every face is dropped and a full detection runs at once. The difference is
+        the total variation distance (0-1) between the two frames' colour histograms (64x48
+        thumbnails, 8 levels per channel). Measured on the benchmark's clips: pans, zooms,
+        walking faces and blur up to 0.094 between frames, the cuts 0.30-0.87; 1 turns the
+        test off.
+    match_iou: a detection continues a followed face (keeps its track id) when their boxes
+        overlap at least this much (IoU).
+    search_margin: the local search around a face R-Net and O-Net lost covers its box grown by this
+        many box sides on each side.
+    remember: a face no longer found is not reported, but R-Net and O-Net look for it again where it
+        was for this many frames (one crop a frame each); found, it keeps its track id.
+    smoothing: One Euro filter settings for the reported boxes and points, or None (default:
+        off, no lag). Following itself always uses the unsmoothed boxes.
+    """
+
+    detect_every: int = 10
+    scene_cut: float = 0.2
+    match_iou: float = 0.3
+    search_margin: float = 0.5
+    remember: int = 10
+    smoothing: OneEuro | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.detect_every, int) and self.detect_every >= 1):
+            raise ValueError(f"detect_every must be an integer >= 1, got {self.detect_every!r}")
+        if not (isinstance(self.scene_cut, (int, float)) and 0 <= self.scene_cut <= 1):
+            raise ValueError(f"scene_cut must be a histogram distance in [0, 1], got {self.scene_cut!r}")
+        if not (isinstance(self.match_iou, (int, float)) and 0 < self.match_iou <= 1):
+            raise ValueError(f"match_iou must be in (0, 1], got {self.match_iou!r}")
+        if not (isinstance(self.remember, int) and self.remember >= 0):
+            raise ValueError(f"remember must be an integer >= 0 (frames), got {self.remember!r}")
+        if not (isinstance(self.search_margin, (int, float)) and 0 <= self.search_margin <= 4):
+            raise ValueError(f"search_margin must be in [0, 4] box sides, got {self.search_margin!r}")
+        if self.smoothing is not None and not isinstance(self.smoothing, OneEuro):
+            raise ValueError(f"smoothing must be a smoothing.OneEuro or None, got {self.smoothing!r}")
+
+
+@dataclass
+class TrackerStats:
+    """What the tracker did so far: frames seen, full detections run (and why: scheduled,
+    scene cuts, after a face was lost, after two faces came onto one another), faces
+    followed by R-Net and O-Net, local searches and their successes, faces lost."""
+
+    frames: int = 0
+    detections: int = 0
+    scheduled: int = 0
+    scene_cuts: int = 0
+    after_loss: int = 0
+    after_overlap: int = 0
+    followed: int = 0
+    searches: int = 0
+    found_by_search: int = 0
+    lost: int = 0
+
+
+class Tracker:
+    """Faces of a video, frame by frame, each with a track id that stays the same while the
+    face is followed.
+
+    detector: the MTCNN whose cascade (networks, backend, settings) does all the work;
+    config: TrackerConfig (default: its defaults). Make one with ``MTCNN.tracker(...)``.
+
+    ``update(frame)`` takes one frame (what ``MTCNN.detect`` takes: an RGB uint8 array
+    [H, W, 3], a tensor, a path...) and returns its Faces with ``track_ids`` (int64 [N]).
+    A frame that cannot be read raises ImageError naming the frame; a frame of another size
+    than the one before resets the tracker (every face dropped, logged), as ``reset()`` does.
+    ``detected`` says why the last frame got a full detection ("first", "scheduled", "scene
+    cut", "lost": a followed face was not found again, "overlap": two came onto one another),
+    or None when it got none; ``stats`` counts them (TrackerStats).
+    """
+
+    def __init__(self, detector: MTCNN, config: TrackerConfig | None = None) -> None:
+        self.cascade: Cascade = detector.cascade
+        self.device = detector.device
+        self.config = config or TrackerConfig()
+        self.stats = TrackerStats()
+        self.detected: str | None = None
+        self._next_id = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every face and the previous frame: the next frame gets a full detection and
+        new track ids (ids are never reused)."""
+        self._boxes = np.zeros((0, 4))  # the cascade's boxes (pixel indices, unclipped), float64
+        self._motion = np.zeros((0, 4))  # per-frame change of each box, smoothed
+        self._scores = np.zeros(0)
+        self._points = np.zeros((0, 5, 2))
+        self._ids = np.zeros(0, np.int64)
+        self._missing = np.zeros(0, np.int64)  # frames since each face was last found (0: found now)
+        self._filters: dict[int, OneEuroFilter] = {}
+        self._size: tuple[int, int] | None = None
+        self._colours: np.ndarray | None = None
+        self._since_detection = 0
+
+    def __len__(self) -> int:
+        """The number of faces reported in the last frame."""
+        return int((self._missing == 0).sum())
+
+    def update(self, frame: ImageInput) -> Faces:
+        """The faces of the next frame -> Faces (boxes [N, 4], scores [N], landmarks [N, 5, 2],
+        track_ids [N]), by decreasing score."""
+        index = self.stats.frames
+        try:
+            pixels = load(frame)
+        except ImageError as exc:
+            raise ImageError(f"Tracker.update: frame {index}: {exc}") from None
+        image = (pixels if isinstance(pixels, Tensor) else torch.from_numpy(pixels)).to(self.device)
+        size = (int(image.shape[0]), int(image.shape[1]))
+        if self._size is not None and size != self._size:
+            log.warning("frame %d is %dx%d, the frames before %dx%d: tracker reset", index, size[1], size[0],
+                        self._size[1], self._size[0])
+            self.reset()
+        self.stats.frames += 1
+        colours = _colours(pixels)
+        cut = self._colours is not None and 0.5 * float(np.abs(colours - self._colours).sum()) > self.config.scene_cut
+        self._colours = colours
+        if cut:  # another scene: nobody in it is anybody of the last one
+            self.stats.scene_cuts += 1
+            self._keep(np.zeros(0, np.int64))
+        self.detected = "first" if self._size is None else "scene cut" if cut else None
+        if self.detected is None and self._since_detection + 1 >= self.config.detect_every:
+            self.detected = "scheduled"
+            self.stats.scheduled += 1
+        self._size = size
+        if self.detected is not None:
+            self._detect(image, followed=False)
+        else:
+            self._since_detection += 1
+            self.detected = self._follow(image)
+            if self.detected is not None:
+                self.stats.after_loss += self.detected == "lost"
+                self.stats.after_overlap += self.detected == "overlap"
+                self._detect(image, followed=True)
+        return self._faces(size)
+
+    # --- the three ways faces are found ---------------------------------------------------
+
+    def _detect(self, image: Tensor, followed: bool) -> None:
+        """A full detection. Its faces continue the known ones whose box in this frame
+        (``followed``: found or coasted by ``_follow`` already, else expected from the last
+        frame's) they overlap most; the others are new faces. A known face it does not find
+        is no longer reported, and is remembered (tried again by R-Net and O-Net) for ``remember``
+        frames."""
+        self.stats.detections += 1
+        self._since_detection = 0
+        found = self.cascade.run([image])
+        k = len(self._ids)
+        if len(found) and found.landmarks is not None:
+            boxes, scores = found.boxes.cpu().numpy(), found.scores.cpu().numpy()
+            points = found.landmarks.cpu().numpy()
+        else:
+            boxes, scores, points = np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
+        where = self._boxes if followed else self._boxes + self._motion
+        overlap = iou_numpy(boxes, where) if k and len(boxes) else np.zeros((len(boxes), k))
+        matched = np.zeros(k, bool)
+        new = np.ones(len(boxes), bool)
+        while overlap.size and overlap.max() >= self.config.match_iou:
+            d, t = np.unravel_index(int(overlap.argmax()), overlap.shape)
+            if not followed:
+                self._motion[t] = 0.5 * self._motion[t] + 0.5 * (boxes[d] - self._boxes[t])
+            self._boxes[t], self._scores[t], self._points[t] = boxes[d], scores[d], points[d]
+            self._missing[t] = 0
+            matched[t], new[d] = True, False
+            overlap[d, :] = overlap[:, t] = -1
+        self._missing[~matched & (self._missing == 0)] = 1
+        n = int(new.sum())
+        ids = np.arange(self._next_id, self._next_id + n)
+        self._next_id += n
+        self._set(np.concatenate([self._boxes, boxes[new]]), np.concatenate([self._motion, np.zeros((n, 4))]),
+                  np.concatenate([self._scores, scores[new]]), np.concatenate([self._points, points[new]]),
+                  np.concatenate([self._ids, ids]), np.concatenate([self._missing, np.zeros(n, np.int64)]))
+        self._forget()
+
+    def _follow(self, image: Tensor) -> str | None:
+        """Each known face again where it is expected (its box moved by its motion): R-Net
+        and O-Net on it, as the cascade runs them on a P-Net proposal, and the local search
+        (``_search``) for a reported face they miss. Returns why a full detection must run:
+        "lost" (a reported face was not found), "overlap" (two reported faces came onto one
+        another: the cascade judges which are faces), or None."""
+        k = len(self._ids)
+        if k == 0:
+            return None
+        h, w = self._size or (0, 0)
+        expected = self._boxes + self._motion
+        squares = square(torch.from_numpy(expected))
+        in_frame = ((squares[:, 2] > 0) & (squares[:, 3] > 0) & (squares[:, 0] < w) & (squares[:, 1] < h)).numpy()
+        visible = self._missing == 0
+        ask = np.flatnonzero(in_frame)
+        found = np.zeros(k, bool)
+        boxes, scores, points = expected.copy(), self._scores.copy(), self._points.copy()
+        if len(ask):
+            candidates = Candidates(
+                torch.zeros(len(ask), dtype=torch.long, device=self.device), squares[ask].to(self.device),
+                torch.from_numpy(self._scores[ask]).to(self.device), group=torch.from_numpy(ask).to(self.device))
+            out = self.cascade.output([image], self.cascade.refine([image], candidates))
+            if len(out) and out.landmarks is not None and out.group is not None:
+                which = out.group.cpu().numpy()
+                boxes[which], scores[which] = out.boxes.cpu().numpy(), out.scores.cpu().numpy()
+                points[which] = out.landmarks.cpu().numpy()
+                found[which] = True
+        self.stats.followed += int(found.sum())
+        for t in np.flatnonzero(~found & visible):
+            self.stats.searches += 1
+            again = self._search(image, expected[t])
+            if again is not None:
+                self.stats.found_by_search += 1
+                boxes[t], scores[t], points[t] = again
+                found[t] = True
+        # A face not found coasts along its motion, slowing down, while it is remembered.
+        motion = np.where(found[:, None], 0.5 * self._motion + 0.5 * (boxes - self._boxes), 0.5 * self._motion)
+        missing = np.where(found, 0, self._missing + 1)
+        lost = int((~found & visible).sum())
+        self.stats.lost += lost
+        self._set(boxes, motion, scores, points, self._ids, missing)
+        if lost:
+            return "lost"
+        shown = np.flatnonzero(self._missing == 0)
+        if len(shown) > 1:
+            overlap = box_overlap(torch.from_numpy(boxes[shown]), torch.from_numpy(boxes[shown]), "min", offset=1.0)
+            if bool((overlap.triu(1) > self.cascade.config.nms_onet).any()):
+                return "overlap"
+        self._forget()
+        return None
+
+    def _search(self, image: Tensor, box: np.ndarray) -> tuple[np.ndarray, float, np.ndarray] | None:
+        """The whole cascade on a region around ``box`` (float64 [4]), for faces of half its
+        size and up -> the found face that overlaps ``box`` most (box, score, points), or None."""
+        h, w = int(image.shape[0]), int(image.shape[1])
+        side = float(max(box[2] - box[0], box[3] - box[1]))
+        margin = self.config.search_margin * side
+        x0, y0 = max(0, math.floor(box[0] - margin)), max(0, math.floor(box[1] - margin))
+        x1, y1 = min(w, math.ceil(box[2] + margin)), min(h, math.ceil(box[3] + margin))
+        if x1 - x0 < 12 or y1 - y0 < 12:
+            return None
+        config = replace(self.cascade.config, min_face_size=max(self.cascade.config.min_face_size, side / 2))
+        local = Cascade(self.cascade.backend, config, self.cascade.schedule)
+        found = local.run([image[y0:y1, x0:x1].contiguous()])
+        if len(found) == 0 or found.landmarks is None:
+            return None
+        shift = np.array([x0, y0, x0, y0], np.float64)
+        boxes = found.boxes.cpu().numpy() + shift
+        overlap = iou_numpy(boxes, box[None])[:, 0]
+        best = int(overlap.argmax())
+        if overlap[best] < self.config.match_iou:
+            return None
+        return boxes[best], float(found.scores[best]), found.landmarks[best].cpu().numpy() + shift[:2]
+
+    # --- the state --------------------------------------------------------------------------
+
+    def _set(self, boxes: np.ndarray, motion: np.ndarray, scores: np.ndarray, points: np.ndarray,
+             ids: np.ndarray, missing: np.ndarray) -> None:
+        self._boxes, self._motion, self._scores = boxes.astype(np.float64), motion, scores.astype(np.float64)
+        self._points, self._ids, self._missing = points.astype(np.float64), ids, missing
+
+    def _keep(self, keep: np.ndarray) -> None:
+        """Keep the known faces at positions ``keep`` (int64 [K]) and forget the others."""
+        for i in set(self._ids.tolist()) - set(self._ids[keep].tolist()):
+            self._filters.pop(i, None)
+        self._set(self._boxes[keep], self._motion[keep], self._scores[keep], self._points[keep], self._ids[keep],
+                  self._missing[keep])
+
+    def _forget(self) -> None:
+        """Forget the faces missing for over ``remember`` frames, and of two known faces that
+        came onto one face the weaker, as the cascade's last NMS would (intersection over the
+        smaller box; a reported face before a missing one, then the higher score)."""
+        keep = np.flatnonzero(self._missing <= self.config.remember)
+        if len(keep) > 1:
+            rank = torch.from_numpy((self._missing[keep] == 0) * 2.0 + self._scores[keep])
+            kept = nms(torch.from_numpy(self._boxes[keep]), rank, self.cascade.config.nms_onet, mode="min", offset=1.0)
+            keep = keep[np.sort(kept.numpy())]
+        if len(keep) < len(self._ids):
+            self._keep(keep)
+
+    def _faces(self, size: tuple[int, int]) -> Faces:
+        """The reported faces (found in this frame), by decreasing score."""
+        shown = np.flatnonzero(self._missing == 0)
+        order = shown[np.argsort(-self._scores[shown], kind="stable")]
+        boxes, points, ids = self._boxes[order], self._points[order], self._ids[order]
+        if self.config.smoothing is not None:
+            boxes, points = boxes.copy(), points.copy()
+            for k, i in enumerate(ids.tolist()):
+                smoother = self._filters.setdefault(i, OneEuroFilter(self.config.smoothing))
+                side = float(max(boxes[k, 2] - boxes[k, 0], boxes[k, 3] - boxes[k, 1]))
+                both = smoother(np.concatenate([boxes[k], points[k].reshape(-1)]), side)
+                boxes[k], points[k] = both[:4], both[4:].reshape(5, 2)
+        clipped = clip_boxes(torch.from_numpy(boxes), size[1], size[0]).numpy()
+        return Faces(clipped.astype(np.float32), self._scores[order].astype(np.float32), points.astype(np.float32),
+                     size, track_ids=ids.copy())
+
+
+def _colours(pixels: np.ndarray | Tensor) -> np.ndarray:
+    """uint8 RGB [H, W, 3] -> float64 [LEVELS**3], the share of a 64x48 thumbnail's pixels
+    in each colour bin: the scene-cut test's view of a frame (0.1-0.2 ms at 640x480)."""
+    array = pixels.cpu().numpy() if isinstance(pixels, Tensor) else pixels
+    small = cv2.resize(array, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.int32) * LEVELS >> 8
+    code = (small[..., 0] * LEVELS + small[..., 1]) * LEVELS + small[..., 2]
+    return np.bincount(code.ravel(), minlength=LEVELS**3) / code.size
