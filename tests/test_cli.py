@@ -84,6 +84,37 @@ def test_video_file_is_annotated_and_saved(tmp_path, original_weights, capsys):
     assert "5 frame(s)" in capsys.readouterr().err
 
 
+def test_video_track_writes_json_lines_with_track_ids_and_a_video(tmp_path, original_weights, capsys):
+    source = tmp_path / "in.avi"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    frame = cv2.resize(group_photo(640, 480, 6, 0), (320, 240))[:, :, ::-1]
+    for i in range(6):
+        writer.write(np.roll(frame, 3 * i, axis=1).copy())
+    writer.release()
+    saved, jsonl = tmp_path / "out.avi", tmp_path / "faces.jsonl"
+    assert main(["video", str(source), "--track", "--detect-every", "4", "--smooth", "--save", str(saved),
+                 "--json", str(jsonl), "--show", "no", "--weights", original_weights, "--device", "cpu"]) == 0
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(6))
+    assert all(line["image"] == str(source) and line["width"] == 320 for line in lines)
+    ids = [sorted(face["track_id"] for face in line["faces"]) for line in lines]
+    assert ids[0] and all(i == ids[0] for i in ids)  # the same faces, the same ids, in every frame
+    assert int(cv2.VideoCapture(str(saved)).get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    assert "6 frame(s)" in capsys.readouterr().err
+
+
+def test_video_json_to_stdout_without_tracking(tmp_path, original_weights, capsys):
+    source = tmp_path / "in.avi"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for _ in range(2):
+        writer.write(cv2.resize(group_photo(640, 480, 6, 0), (320, 240))[:, :, ::-1].copy())
+    writer.release()
+    assert main(["video", str(source), "--json", "-", "--show", "no", "--weights", original_weights]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["frame"] for line in lines] == [0, 1]
+    assert lines[0]["faces"] and "track_id" not in lines[0]["faces"][0]
+
+
 def test_video_errors(tmp_path, original_weights, capsys):
     assert main(["video", str(tmp_path / "none.mp4"), "--save", str(tmp_path / "o.mp4")]) == 2
     assert "no such video file" in capsys.readouterr().err
@@ -91,6 +122,8 @@ def test_video_errors(tmp_path, original_weights, capsys):
     assert main(["video", str(tmp_path / "bad.mp4"), "--save", str(tmp_path / "o.mp4"),
                  "--weights", original_weights]) == 2
     assert "bad.mp4" in capsys.readouterr().err
+    assert main(["video", str(tmp_path / "bad.mp4"), "--json", "-", "--smooth"]) == 2
+    assert "--detect-every and --smooth apply to --track only" in capsys.readouterr().err
 
 
 def test_weights_import_and_info_commands(tmp_path):

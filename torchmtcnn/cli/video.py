@@ -1,4 +1,5 @@
-"""`mtcnn video SOURCE`: faces in a camera stream or a video file, shown and/or saved."""
+"""`mtcnn video SOURCE`: faces in a camera stream or a video file, shown, saved and/or written as
+JSON lines; `--track` follows the faces between full detections (track.py) and numbers them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from tqdm import tqdm
 
 from ..draw import draw_faces
 from ..errors import MTCNNError
+from ..smoothing import OneEuro
+from ..track import TrackerConfig
+from ..writers import JsonlWriter
 from .common import add_detector_options, build_detector
 
 log = logging.getLogger(__name__)
@@ -23,12 +27,24 @@ log = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("video", help="detect faces in a camera stream or a video file",
                        description="Show frames with faces and FPS when a display exists; --save writes "
-                                   "an annotated video.")
+                                   "an annotated video, --json the faces of each frame. The whole cascade "
+                                   "runs on every frame unless --track is given.")
     p.add_argument("source", help="camera index (0, 1...) or a video file")
     p.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
+    p.add_argument("--json", help="write the faces of each frame as JSON lines here ('-': standard output)")
     p.add_argument("--show", choices=("auto", "yes", "no"), default="auto",
                    help="show a window (auto: when a display is available)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    defaults = TrackerConfig()
+    g = p.add_argument_group("tracking")
+    g.add_argument("--track", action="store_true",
+                   help="follow the faces with R-Net and O-Net between full detections and give each a track "
+                        "id (several times faster; new faces wait for the next full detection: docs/video.md)")
+    g.add_argument("--detect-every", type=int, default=None,
+                   help=f"with --track: a full detection every N frames (default {defaults.detect_every}); "
+                        "a new face is found within N frames")
+    g.add_argument("--smooth", action="store_true",
+                   help="with --track: smooth boxes and points over time (One Euro filter; adds a little lag)")
     add_detector_options(p)
     p.set_defaults(func=run)
 
@@ -58,16 +74,29 @@ def open_source(source: str) -> cv2.VideoCapture:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.smooth or args.detect_every is not None) and not args.track:
+        raise MTCNNError("--detect-every and --smooth apply to --track only")
     cap = open_source(args.source)
     show = {"yes": True, "no": False}.get(args.show, None)
     if show is None:
         show = _display_available()
     elif show and not _display_available():
         raise MTCNNError("--show yes: no display is available (use --save)")
-    if not show and not args.save:
-        raise MTCNNError("no display available: give --save OUT.mp4 to write the annotated video")
+    if not show and not args.save and not args.json:
+        raise MTCNNError("no display available: give --save OUT.mp4 to write the annotated video, "
+                         "or --json FILE for the faces")
     detector = build_detector(args)
     fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    if args.track:
+        try:
+            every = {} if args.detect_every is None else {"detect_every": args.detect_every}
+            tracker = detector.tracker(smoothing=OneEuro(rate=fps_in) if args.smooth else None, **every)
+        except ValueError as exc:  # a nonsense setting: say which, without a traceback
+            raise MTCNNError(str(exc)) from exc
+        find = tracker.update
+    else:
+        find = detector.detect
+    lines = None if not args.json else JsonlWriter(sys.stdout if args.json == "-" else Path(args.json))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not args.source.isdigit() else 0
     if args.max_frames:
         total = min(total, args.max_frames) if total else args.max_frames
@@ -82,12 +111,16 @@ def run(args: argparse.Namespace) -> int:
                 break
             start = time.perf_counter()
             rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-            faces = detector.detect(rgb)
+            faces = find(rgb)
             elapsed = time.perf_counter() - start
+            if lines is not None:
+                faces.image = args.source
+                lines.write([faces.to_json(frame=frames)])
             smoothed_fps = 1 / elapsed if frames == 0 else 0.9 * smoothed_fps + 0.1 / max(elapsed, 1e-6)
-            out = draw_faces(rgb, faces)[:, :, ::-1].copy()
-            cv2.putText(out, f"{smoothed_fps:.1f} FPS  {len(faces)} face(s)", (8, 22), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.6, (0, 255, 0), 2, cv2.LINE_AA)
+            if args.save or show:
+                out = draw_faces(rgb, faces)[:, :, ::-1].copy()
+                cv2.putText(out, f"{smoothed_fps:.1f} FPS  {len(faces)} face(s)", (8, 22), cv2.FONT_HERSHEY_SIMPLEX,
+                            0.6, (0, 255, 0), 2, cv2.LINE_AA)
             if args.save:
                 if writer is None:
                     writer = _open_writer(args.save, fps_in, (out.shape[1], out.shape[0]))
@@ -104,12 +137,15 @@ def run(args: argparse.Namespace) -> int:
         cap.release()
         if writer is not None:
             writer.release()
+        if lines is not None:
+            lines.close()
         if show:
             cv2.destroyAllWindows()
     if frames == 0:
         raise MTCNNError(f"{args.source}: no frame could be read")
     print(f"{frames} frame(s), {faces_total} face(s), {smoothed_fps:.1f} FPS"
-          + (f", saved {args.save}" if args.save else ""), file=sys.stderr)
+          + (f", saved {args.save}" if args.save else "") + (f", faces in {args.json}" if args.json not in (None, "-")
+                                                              else ""), file=sys.stderr)
     return 0
 
 
