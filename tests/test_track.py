@@ -94,7 +94,10 @@ def test_a_face_that_vanishes_is_not_reported_in_that_frame(detector, portraits)
     left = int(faces.track_ids[faces.boxes[:, 0].argmin()])
     faces = tracker.update(scene((240, 320), both[:1]))  # the one on the right is gone at once
     assert faces.track_ids.tolist() == [left]
-    assert tracker.detected == "lost"
+    # Searched locally and not found: lost, with no full detection while another face is followed.
+    assert tracker.detected is None and tracker.stats.lost == 1 and tracker.stats.searches == 1
+    faces = tracker.update(scene((240, 320), []))  # the last one goes: a full detection at once
+    assert len(faces) == 0 and tracker.detected == "lost" and tracker.stats.detections == 2
 
 
 def test_a_new_face_is_found_by_the_next_full_detection(detector, portraits):

@@ -7,15 +7,18 @@ by the cascade's own R-Net and O-Net stages (``Cascade.refine`` then ``Cascade.o
 very functions a detection runs) on one crop around where it was (its box moved by its last
 motion), as if P-Net had proposed that box; their box regression follows the face. The
 pyramid and P-Net, most of a detection's cost, are skipped. A face they no longer find there
-is searched again locally: the whole
-cascade on a region around its last box, for faces of half its size and up (cheap: the
-region's pyramid is a few thousand pixels). When that fails too, the face is lost and a
-full detection runs at once, on the same frame.
+is searched again locally, at once: the whole cascade on a region around its last box, for
+faces of half its size and up (cheap: the region's pyramid is a few thousand pixels). When
+that fails too, the face is lost: no longer reported (R-Net and O-Net still look for it where
+it was for ``remember`` frames). On the benchmark's clips the per-frame cascade did not find
+28 of 34 such faces either, so a lost face alone is no reason for a full detection; losing
+the last face is (nothing is left to follow).
 
 New faces come from full detections (``Cascade.run``, the same call as ``MTCNN.detect``):
 every ``detect_every`` frames, at once on a scene cut (the colours of two frames shrunk to
-64x48 differ: a pan or a zoom keeps them, a cut changes them) and whenever a face is lost. A face that appears is thus
-reported at the latest in its ``detect_every``-th frame. Detections are matched to the known
+64x48 differ: a pan or a zoom keeps them, a cut changes them), when the last followed face is
+lost, and when two followed faces come onto one another. A face that appears is thus reported
+at the latest in its ``detect_every``-th frame. Detections are matched to the known
 faces by overlap (IoU); a known face a full detection does not find is dropped.
 
 Tracking is the wrong choice for many small faces (each costs an R-Net and an O-Net crop per frame, and a
@@ -100,7 +103,7 @@ class TrackerConfig:
 @dataclass
 class TrackerStats:
     """What the tracker did so far: frames seen, full detections run (and why: scheduled,
-    scene cuts, after a face was lost, after two faces came onto one another), faces
+    scene cuts, after the last face was lost, after two faces came onto one another), faces
     followed by R-Net and O-Net, local searches and their successes, faces lost."""
 
     frames: int = 0
@@ -127,7 +130,8 @@ class Tracker:
     A frame that cannot be read raises ImageError naming the frame; a frame of another size
     than the one before resets the tracker (every face dropped, logged), as ``reset()`` does.
     ``detected`` says why the last frame got a full detection ("first", "scheduled", "scene
-    cut", "lost": a followed face was not found again, "overlap": two came onto one another),
+    cut", "lost": the last followed face was not found again, "overlap": two came onto one
+    another),
     or None when it got none; ``stats`` counts them (TrackerStats).
     """
 
@@ -237,7 +241,7 @@ class Tracker:
         """Each known face again where it is expected (its box moved by its motion): R-Net
         and O-Net on it, as the cascade runs them on a P-Net proposal, and the local search
         (``_search``) for a reported face they miss. Returns why a full detection must run:
-        "lost" (a reported face was not found), "overlap" (two reported faces came onto one
+        "lost" (no face is left: the last ones were not found), "overlap" (two reported faces came onto one
         another: the cascade judges which are faces), or None."""
         k = len(self._ids)
         if k == 0:
@@ -274,7 +278,7 @@ class Tracker:
         lost = int((~found & visible).sum())
         self.stats.lost += lost
         self._set(boxes, motion, scores, points, self._ids, missing)
-        if lost:
+        if lost and not (missing == 0).any():  # nothing left to follow: look everywhere, at once
             return "lost"
         shown = np.flatnonzero(self._missing == 0)
         if len(shown) > 1:
