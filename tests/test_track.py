@@ -113,6 +113,18 @@ def test_a_new_face_is_found_by_the_next_full_detection(detector, portraits):
     assert tracker.stats.detections == 3 and tracker.stats.scene_cuts == 0
 
 
+def test_at_the_defaults_a_new_face_waits_at_most_detect_every_frames(detector, portraits):
+    every = TrackerConfig().detect_every
+    tracker = detector.tracker()
+    first_seen = None
+    for t in range(every + 2):  # the second face is there from frame 1 on
+        placed = [(portraits[0], 20, 40)] + ([(portraits[1], 190, 60)] if t >= 1 else [])
+        if len(tracker.update(scene((240, 320), placed))) == 2 and first_seen is None:
+            first_seen = t
+    assert first_seen == every  # its `every`-th frame (frames 1 .. every), the next full detection
+    assert tracker.stats.detections == 2
+
+
 def test_a_scene_cut_gets_a_full_detection_and_new_ids(detector):
     first, second = group_photo(320, 240, 2, 0), group_photo(320, 240, 3, 5)
     tracker = detector.tracker(detect_every=100)

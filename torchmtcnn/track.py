@@ -59,9 +59,10 @@ class TrackerConfig:
     """Settings of the video tracker (the detection settings are the detector's).
 
     detect_every: a full detection every this many frames (1: every frame, as ``detect``).
-        A face that appears is reported at the latest in its ``detect_every``-th frame. Cost:
-        one full detection per ``detect_every`` frames (about 40 ms at 640x480 on 2 cores)
-        plus, in the others, one R-Net and one O-Net crop per followed face (docs/video.md).
+        A face that appears is reported at the latest in its ``detect_every``-th frame (30: in
+        1 s at 30 frames/s). Cost: one full detection per ``detect_every`` frames (30-40 ms at
+        640x480 on 2 cores) plus, in the others, one R-Net and one O-Net crop per followed
+        face (docs/video.md: 30 takes about 3 ms a frame less than 10 at 640x480).
     scene_cut: a frame whose colours differ from the previous frame's by more than this is a
         new scene: every face is dropped and a full detection runs at once. The difference is
         the total variation distance (0-1) between the two frames' colour histograms (64x48
@@ -78,7 +79,7 @@ class TrackerConfig:
         off, no lag). Following itself always uses the unsmoothed boxes.
     """
 
-    detect_every: int = 10
+    detect_every: int = 30
     scene_cut: float = 0.2
     match_iou: float = 0.3
     search_margin: float = 0.5
