@@ -62,13 +62,13 @@ class TrackerConfig:
         A face that appears is reported at the latest in its ``detect_every``-th frame (30: in
         1 s at 30 frames/s). Cost: one full detection per ``detect_every`` frames (30-40 ms at
         640x480 on 2 cores) plus, in the others, one R-Net and one O-Net crop per followed
-        face (docs/video.md: 30 takes about 3 ms a frame less than 10 at 640x480).
+        face (docs/video.md: 30 takes 2-3 ms a frame less than 10 at 640x480).
     scene_cut: a frame whose colours differ from the previous frame's by more than this is a
         new scene: every face is dropped and a full detection runs at once. The difference is
         the total variation distance (0-1) between the two frames' colour histograms (64x48
         thumbnails, 8 levels per channel). Measured on the benchmark's clips: pans, zooms,
-        walking faces and blur up to 0.094 between frames, the cuts 0.30-0.87; 1 turns the
-        test off.
+        walking faces and blur up to 0.094 between frames, the cuts 0.30 and 0.48; 1 turns
+        the test off.
     match_iou: a detection continues a followed face (keeps its track id) when their boxes
         overlap at least this much (IoU).
     search_margin: the local search around a face R-Net and O-Net lost covers its box grown by this
