@@ -208,6 +208,18 @@ def _writable_folder(out_dir: Path) -> None:
         raise ExportError(f"output folder {out_dir} is not writable")
 
 
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a hidden temporary file beside it, so that a failed
+    write never leaves half a model under the final name; ExportError names the file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def to_onnx(out_dir: str | Path, weights: str | Path | None = None, opset: int = DEFAULT_OPSET) -> dict[str, Path]:
     """Write pnet.onnx, rnet.onnx and onet.onnx into ``out_dir`` -> {"pnet": path, ...}.
 
@@ -223,13 +235,7 @@ def to_onnx(out_dir: str | Path, weights: str | Path | None = None, opset: int =
     written = {}
     for name, data in models.items():
         path = out_dir / f"{name}.onnx"
-        tmp = out_dir / f".{name}.onnx.tmp"
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        write_atomically(path, data)
         written[name] = path
     return written
 

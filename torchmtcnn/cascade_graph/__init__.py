@@ -24,13 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..cascade import DEFAULTS, CascadeConfig
-from ..export import DEFAULT_OPSET, LANDMARK_ORDER, ExportError, _import_onnx, _writable_folder, load_weights
+from ..export import (DEFAULT_OPSET, LANDMARK_ORDER, ExportError, _import_onnx, _writable_folder, load_weights,
+                      write_atomically)
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +158,6 @@ def cascade_to_onnx(out: str | Path, weights: str | Path | None = None,
         raise ExportError(f"--out {out} is a folder: give the path of the .onnx file to write")
     data = export_cascade(weights, settings)
     _writable_folder(out.parent if str(out.parent) else Path("."))
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    write_atomically(out, data)
     log.info("wrote %s (%.1f MB)", out, len(data) / 1e6)
     return out
