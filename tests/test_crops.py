@@ -80,3 +80,19 @@ def test_opencv_map_keeps_order_and_runs_in_a_forked_child():
 def _sum_of_squares_in_pool(items):
     torch.set_num_threads(2)
     return sum(opencv_map(lambda x: x * x, items))
+
+
+def test_area_resize_of_a_window_is_that_part_of_the_whole_resize():
+    from torchmtcnn.crops import area_resize
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    for out_h, out_w in ((41, 56), (13, 17), (97, 131)):
+        want = cv2.resize(img.astype(np.float64), (out_w, out_h), interpolation=cv2.INTER_AREA)
+        whole = area_resize(torch.from_numpy(img), (0, 0, 131, 97), (out_h, out_w)).numpy()
+        np.testing.assert_allclose(whole, want, atol=1e-3)
+        # rows 3..11, columns 5..16 of that level: the source span they cover, by fractions
+        sy, sx = 97 / out_h, 131 / out_w
+        rows, cols = min(8, out_h - 3), min(11, out_w - 5)
+        part = area_resize(torch.from_numpy(img), (5 * sx, 3 * sy, (5 + cols) * sx, (3 + rows) * sy), (rows, cols))
+        np.testing.assert_allclose(part.numpy(), want[3 : 3 + rows, 5 : 5 + cols], atol=1e-3)

@@ -180,7 +180,8 @@ def test_tensors_grey_and_float_frames_are_taken_like_detect_takes_them(detector
 def test_config_errors_name_the_setting(detector):
     for changes, name in [({"detect_every": 0}, "detect_every"), ({"scene_cut": 1.5}, "scene_cut"),
                           ({"match_iou": 0}, "match_iou"), ({"remember": -1}, "remember"),
-                          ({"search_margin": 9}, "search_margin"), ({"smoothing": 3}, "smoothing")]:
+                          ({"search_margin": 9}, "search_margin"), ({"smoothing": 3}, "smoothing"),
+                          ({"confirm_below": 2}, "confirm_below"), ({"confirm_doubted": -0.1}, "confirm_doubted")]:
         with pytest.raises(ValueError, match=name):
             detector.tracker(**changes)
     with pytest.raises(TypeError):
@@ -216,3 +217,41 @@ def test_the_shipped_weights_track_the_bundled_photos_faces(portraits):
     for t in range(8):
         faces = tracker.update(scene((240, 320), [(portraits[0], 20 + 4 * t, 40), (portraits[1], 200, 30)]))
         assert sorted(faces.track_ids.tolist()) == [0, 1], t
+
+
+def test_propose_window_over_the_whole_photo_is_propose(detector, astronaut):
+    image = torch.from_numpy(np.ascontiguousarray(astronaut))
+    whole = detector.cascade.propose([image])
+    window = detector.cascade.propose_window(image, (0, 0, image.shape[1], image.shape[0]), 0)
+    assert len(whole) > 20
+    assert torch.equal(whole.boxes, window.boxes) and torch.equal(whole.scores, window.scores)
+    # levels whose window spans 40-80 px only: the 12 px windows of those levels alone
+    band = detector.cascade.propose_window(image, (0, 0, image.shape[1], image.shape[0]), 40, 80)
+    sides = (band.boxes[:, 2] - band.boxes[:, 0]).numpy()
+    assert 0 < len(band) < len(whole) and sides.min() > 40 * 0.7 and sides.max() < 80 * 1.6
+
+
+def test_a_weak_or_doubted_face_is_confirmed_by_the_local_search(detector, portraits):
+    frames = [scene((240, 360), [(portraits[1], 60 + 4 * t, 40)]) for t in range(8)]
+    never = detector.tracker(confirm_below=0.0, confirm_doubted=0.0)
+    always = detector.tracker(confirm_below=1.0)
+    for frame in frames:
+        a, b, c = never.update(frame), always.update(frame), detector.detect(frame)
+        assert len(a) == len(b) == len(c) == 1
+        assert iou_numpy(a.boxes, c.boxes)[0, 0] > 0.8 and iou_numpy(b.boxes, c.boxes)[0, 0] > 0.8
+    assert never.stats.searches == 0 and never.stats.followed == 7
+    assert always.stats.searches == always.stats.found_by_search == 7  # every followed frame, found
+    # A face a search once failed to confirm is confirmed whenever O-Net scores it under confirm_doubted.
+    doubted = detector.tracker(confirm_below=0.0, confirm_doubted=1.0)
+    doubted.update(frames[0])
+    search = doubted._search
+    doubted._search = lambda image, box: None  # type: ignore[method-assign]
+    doubted.config = TrackerConfig(confirm_below=1.0, confirm_doubted=1.0)  # this frame: search, and fail
+    # not confirmed: lost; the last face lost sets off a full detection, which finds it again
+    assert doubted.update(frames[1]).track_ids.tolist() == [0] and doubted.detected == "lost"
+    assert doubted.stats.lost == 1
+    doubted._search = search  # type: ignore[method-assign]
+    doubted.config = TrackerConfig(confirm_below=0.0, confirm_doubted=1.0)
+    for frame in frames[2:]:
+        assert len(doubted.update(frame)) == 1
+    assert doubted.stats.searches == 1 + 6 and doubted.stats.found_by_search == 6

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .backends import NetworkBackend
 from .boxes import apply_regression, batched_nms, square
-from .crops import crop_resize, opencv_map
+from .crops import area_resize, crop_resize, opencv_map
 
 STAGES = ("pnet", "rnet", "onet")
 
@@ -208,7 +208,7 @@ class Cascade:
         cfg = self.config
         # Per level only the windows above threshold are gathered; their boxes are computed
         # once for all levels (fewer small tensor operations: ~0.5 ms of a 640x480 photo).
-        found: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]] = []
+        found: list[tuple[Tensor, ...]] = []
         level_scales: list[float] = []
         # Images of one size share their pyramid levels: one P-Net call per level.
         by_size: dict[tuple[int, int], list[int]] = {}
@@ -221,13 +221,59 @@ class Cascade:
             # Levels come a few at a time: on a CPU their resizes run side by side.
             levels = self._pyramid(group_images, [(math.ceil(h * s), math.ceil(w * s)) for s in scales])
             for scale, level in zip(scales, levels):
-                prob, reg = self._pnet_level(network_input(level))
-                b, yy, xx = (prob >= cfg.thresholds[0]).nonzero(as_tuple=True)
-                if b.numel() == 0:
-                    continue
-                level_number = torch.full_like(b, len(level_scales))
-                found.append((index[b], yy, xx, prob[b, yy, xx], reg[b, :, yy, xx], level_number))
-                level_scales.append(scale)
+                self._pnet_windows(network_input(level), scale, index, (0, 0), found, level_scales)
+        return self._proposals(found, level_scales, len(images))
+
+    def propose_window(self, image: Tensor, window: tuple[int, int, int, int], min_face: float,
+                       max_face: float = math.inf) -> Candidates:
+        """What ``propose`` finds in one part of one image: P-Net on the part of the image's
+        own pyramid levels (those for faces of ``min_face`` px and up) that covers ``window``
+        (left, top, right, bottom pixels), cut on P-Net's 2 px stride, so the windows it
+        scores are the ones the whole image's P-Net scores there, the same pixels (area
+        averages exact in float64, rounded as cv2 rounds). The tracker's local search.
+
+        image: uint8 RGB Tensor[H, W, 3] -> candidates of image 0.
+        """
+        cfg = self.config
+        h, w = int(image.shape[0]), int(image.shape[1])
+        found: list[tuple[Tensor, ...]] = []
+        level_scales: list[float] = []
+        index = torch.zeros(1, dtype=torch.long, device=self.device)
+        for scale in pyramid_scales(h, w, cfg.min_face_size, cfg.factor):
+            if not min_face <= 12 / scale <= max_face:
+                continue
+            level_h, level_w = math.ceil(h * scale), math.ceil(w * scale)
+            sy, sx = h / level_h, w / level_w  # source pixels per level pixel, as cv2 maps them
+            x0, y0 = math.floor(window[0] / sx) // 2 * 2, math.floor(window[1] / sy) // 2 * 2
+            x1, y1 = min(level_w, math.ceil(window[2] / sx)), min(level_h, math.ceil(window[3] / sy))
+            if x1 - x0 < 12 or y1 - y0 < 12:
+                continue
+            region = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+            if sx >= 1 and sy >= 1:
+                level = area_resize(image, region, (y1 - y0, x1 - x0)).round()[None]
+            else:  # an enlarged level (min_face_size under 12 px): near, not exact
+                level = crop_resize([image], index, torch.tensor([region], dtype=torch.float64), (y1 - y0, x1 - x0),
+                                    method="torch").round()
+            self._pnet_windows(network_input(level), scale, index, (y0 // 2, x0 // 2), found, level_scales)
+        return self._proposals(found, level_scales, 1)
+
+    def _pnet_windows(self, x: Tensor, scale: float, index: Tensor, offset: tuple[int, int],
+                      found: list[tuple[Tensor, ...]], level_scales: list[float]) -> None:
+        """P-Net on one level (float32 [N, 3, h, w], of images ``index``), appending the
+        windows above threshold (window row and column + ``offset``) to ``found`` and the
+        level's scale to ``level_scales``."""
+        prob, reg = self._pnet_level(x)
+        b, yy, xx = (prob >= self.config.thresholds[0]).nonzero(as_tuple=True)
+        if b.numel() == 0:
+            return
+        level_number = torch.full_like(b, len(level_scales))
+        found.append((index[b], yy + offset[0], xx + offset[1], prob[b, yy, xx], reg[b, :, yy, xx], level_number))
+        level_scales.append(scale)
+
+    def _proposals(self, found: list[tuple[Tensor, ...]], level_scales: list[float], n_images: int) -> Candidates:
+        """P-Net's windows above threshold, of all levels -> boxes, NMS per level and per
+        image, regression, squaring."""
+        cfg = self.config
         if not found:
             return self._empty()
         image_index, yy, xx, scores, regs, level = (torch.cat(p) for p in zip(*found))
@@ -237,7 +283,7 @@ class Cascade:
                              (2 * x + 12) / window_scale, (2 * y + 12) / window_scale], 1).trunc()
         scores, regs = scores.double(), regs.double()
         # NMS groups: one per (pyramid level, image).
-        keep = batched_nms(boxes, scores, level * len(images) + image_index, cfg.nms_level, offset=1.0)
+        keep = batched_nms(boxes, scores, level * n_images + image_index, cfg.nms_level, offset=1.0)
         image_index, boxes, scores, regs = image_index[keep], boxes[keep], scores[keep], regs[keep]
         keep = batched_nms(boxes, scores, image_index, cfg.nms_image, offset=1.0)
         # The original applies P-Net's regression with width x2 - x1 here (no "+1").

@@ -31,6 +31,7 @@ each costs ~15 us, mostly Python, and threads sharing the GIL made them slower.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -149,6 +150,34 @@ def crop_resize(
         idx = (~shrink).nonzero().squeeze(1)
         result[idx] = _enlarged_crops(images, image_index[idx], regions[idx], out_h, out_w)
     return result
+
+
+def area_weights(start: float, step: float, out: int, length: int, device: torch.device | None = None) -> Tensor:
+    """INTER_AREA's weights along one axis when shrinking: output cell i averages the source
+    span [start + i * step, start + (i + 1) * step) (step >= 1), clipped to 0..length
+    -> Tensor[out, length] float64, each pixel weighted by its overlap with the span / step."""
+    edges = start + step * torch.arange(out + 1, dtype=torch.float64, device=device)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    pixel = torch.arange(length, dtype=torch.float64, device=device)[None]
+    return (torch.minimum(hi, pixel + 1) - torch.maximum(lo, pixel)).clamp(min=0) / step
+
+
+def area_resize(image: Tensor, region: tuple[float, float, float, float], size: tuple[int, int]) -> Tensor:
+    """The part (left, top, right, bottom; continuous pixel coordinates, inside the image)
+    of image Tensor[H, W, C] uint8, shrunk (each side >= its output side) to ``size`` (h, w)
+    by averaging the pixels under each output cell, as INTER_AREA does -> Tensor[h, w, C]
+    float32. Two small matrix products (the cells' weights per axis), so a window of a
+    pyramid level costs far less than resizing the whole image: the tracker's local search
+    (``Cascade.propose_window``)."""
+    left, top, right, bottom = region
+    out_h, out_w = size
+    y0, x0 = math.floor(top), math.floor(left)
+    y1, x1 = min(image.shape[0], math.ceil(bottom)), min(image.shape[1], math.ceil(right))
+    rows = area_weights(top - y0, (bottom - top) / out_h, out_h, y1 - y0, image.device)
+    cols = area_weights(left - x0, (right - left) / out_w, out_w, x1 - x0, image.device)
+    pixels = image[y0:y1, x0:x1].to(torch.float64)
+    across = (rows @ pixels.reshape(y1 - y0, -1)).reshape(out_h, x1 - x0, -1)  # [h, width, C]
+    return (cols @ across).float()
 
 
 def _flat_tables(tables: list[Tensor], image_index: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:

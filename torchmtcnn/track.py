@@ -3,16 +3,22 @@
 
 Most of a per-frame detection repeats the previous frame's work: the faces are where they
 were, give or take a few pixels. So between full detections each known face is found again
-by the cascade's own R-Net and O-Net stages (``Cascade.refine`` then ``Cascade.output``, the
-very functions a detection runs) on one crop around where it was (its box moved by its last
-motion), as if P-Net had proposed that box; their box regression follows the face. The
-pyramid and P-Net, most of a detection's cost, are skipped. A face they no longer find there
-is searched again locally, at once: the whole cascade on a region around its last box, for
-faces of half its size and up (cheap: the region's pyramid is a few thousand pixels). When
-that fails too, the face is lost: no longer reported (R-Net and O-Net still look for it where
-it was for ``remember`` frames). On the benchmark's clips the per-frame cascade did not find
-28 of 34 such faces either, so a lost face alone is no reason for a full detection; losing
-the last face is (nothing is left to follow).
+by the cascade's own O-Net stage (``Cascade.output``, the very function a detection runs)
+on one crop around where it was (its box moved by its last motion), as if R-Net had
+proposed that box; O-Net's box regression follows the face. The pyramid, P-Net and R-Net,
+most of a detection's cost, are skipped.
+
+The per-frame cascade finds some faces only now and then (half out of the frame, blurred,
+turned, small): P-Net proposes them in one frame and not the next, or O-Net takes R-Net's
+box for one and not another. Following them in every frame would report faces the
+cascade does not. So a face is confirmed by a local search, the cascade itself on a region
+around it (P-Net on the frame's own pyramid levels there, ``Cascade.propose_window``, then
+R-Net and O-Net), when O-Net scored it below ``confirm_below``, when its box crosses the
+frame's border, and when O-Net missed it; a face a search once failed to confirm is held to
+``confirm_doubted`` from then on. A face the search does not find is lost: no longer
+reported (O-Net still looks for it where it was for ``remember`` frames). On the benchmark's
+clips the per-frame cascade did not find most such faces either, so a lost face alone is
+no reason for a full detection; losing the last face is (nothing is left to follow).
 
 New faces come from full detections (``Cascade.run``, the same call as ``MTCNN.detect``):
 every ``detect_every`` frames, at once on a scene cut (the colours of two frames shrunk to
@@ -21,7 +27,7 @@ lost, and when two followed faces come onto one another. A face that appears is 
 at the latest in its ``detect_every``-th frame. Detections are matched to the known
 faces by overlap (IoU); a known face a full detection does not find is dropped.
 
-Tracking is the wrong choice for many small faces (each costs an R-Net and an O-Net crop per frame, and a
+Tracking is the wrong choice for many small faces (each costs an O-Net crop per frame, and a
 face below ``min_face_size`` is never followed) and for footage with cuts every few frames
 (each cut costs a full detection); ``MTCNN.detect`` per frame is then as fast or faster.
 """
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cv2
@@ -51,6 +57,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THUMBNAIL = (64, 48)  # the scene-cut test's frame size (width, height)
+# The local search runs R-Net and O-Net only on candidates overlapping the face (IoU over
+# this): those elsewhere in its region cannot become it, and cost an O-Net crop each.
+NEAR = 0.1
 LEVELS = 8  # the scene-cut test's colour histogram: levels per channel
 
 
@@ -61,7 +70,7 @@ class TrackerConfig:
     detect_every: a full detection every this many frames (1: every frame, as ``detect``).
         A face that appears is reported at the latest in its ``detect_every``-th frame (30: in
         1 s at 30 frames/s). Cost: one full detection per ``detect_every`` frames (30-40 ms at
-        640x480 on 2 cores) plus, in the others, one R-Net and one O-Net crop per followed
+        640x480 on 2 cores) plus, in the others, one O-Net crop per followed
         face (docs/video.md: 30 takes 2-3 ms a frame less than 10 at 640x480).
     scene_cut: a frame whose colours differ from the previous frame's by more than this is a
         new scene: every face is dropped and a full detection runs at once. The difference is
@@ -71,10 +80,16 @@ class TrackerConfig:
         the test off.
     match_iou: a detection continues a followed face (keeps its track id) when their boxes
         overlap at least this much (IoU).
-    search_margin: the local search around a face R-Net and O-Net lost covers its box grown by this
-        many box sides on each side.
-    remember: a face no longer found is not reported, but R-Net and O-Net look for it again where it
-        was for this many frames (one crop a frame each); found, it keeps its track id.
+    search_margin: the local search covers the face's box grown by this many box sides on
+        each side (the face's motion is already allowed for: its box is where it is expected).
+    remember: a face no longer found is not reported, but O-Net looks for it again where it
+        was for this many frames (one crop a frame); found, it keeps its track id.
+    confirm_below: a followed face O-Net scores below this is confirmed by a local search
+        (so are faces whose box crosses the frame's border, and faces O-Net missed): the
+        faces the per-frame cascade finds only in some frames score 0.7-0.95 there. 0 turns
+        the score test off; 1 confirms every face every frame (a search costs 2-4 ms).
+    confirm_doubted: the same for a face a search once failed to confirm (a face the cascade
+        has been seen to miss): it is confirmed whenever O-Net scores it below this.
     smoothing: One Euro filter settings for the reported boxes and points, or None (default:
         off, no lag). Following itself always uses the unsmoothed boxes.
     """
@@ -82,8 +97,10 @@ class TrackerConfig:
     detect_every: int = 30
     scene_cut: float = 0.2
     match_iou: float = 0.3
-    search_margin: float = 0.5
+    search_margin: float = 0.3
     remember: int = 10
+    confirm_below: float = 0.95
+    confirm_doubted: float = 0.99
     smoothing: OneEuro | None = None
 
     def __post_init__(self) -> None:
@@ -97,6 +114,10 @@ class TrackerConfig:
             raise ValueError(f"remember must be an integer >= 0 (frames), got {self.remember!r}")
         if not (isinstance(self.search_margin, (int, float)) and 0 <= self.search_margin <= 4):
             raise ValueError(f"search_margin must be in [0, 4] box sides, got {self.search_margin!r}")
+        for name in ("confirm_below", "confirm_doubted"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+                raise ValueError(f"{name} must be a face score in [0, 1], got {value!r}")
         if self.smoothing is not None and not isinstance(self.smoothing, OneEuro):
             raise ValueError(f"smoothing must be a smoothing.OneEuro or None, got {self.smoothing!r}")
 
@@ -105,7 +126,8 @@ class TrackerConfig:
 class TrackerStats:
     """What the tracker did so far: frames seen, full detections run (and why: scheduled,
     scene cuts, after the last face was lost, after two faces came onto one another), faces
-    followed by R-Net and O-Net, local searches and their successes, faces lost."""
+    found again by O-Net, local searches (confirming or looking for a face) and the faces
+    they found, faces lost."""
 
     frames: int = 0
     detections: int = 0
@@ -155,6 +177,7 @@ class Tracker:
         self._ids = np.zeros(0, np.int64)
         self._missing = np.zeros(0, np.int64)  # frames since each face was last found (0: found now)
         self._filters: dict[int, OneEuroFilter] = {}
+        self._doubted: set[int] = set()  # ids of faces a confirming search did not find once
         self._size: tuple[int, int] | None = None
         self._colours: np.ndarray | None = None
         self._since_detection = 0
@@ -206,7 +229,7 @@ class Tracker:
         """A full detection. Its faces continue the known ones whose box in this frame
         (``followed``: found or coasted by ``_follow`` already, else expected from the last
         frame's) they overlap most; the others are new faces. A known face it does not find
-        is no longer reported, and is remembered (tried again by R-Net and O-Net) for ``remember``
+        is no longer reported, and is remembered (tried again by O-Net) for ``remember``
         frames."""
         self.stats.detections += 1
         self._since_detection = 0
@@ -239,11 +262,14 @@ class Tracker:
         self._forget()
 
     def _follow(self, image: Tensor) -> str | None:
-        """Each known face again where it is expected (its box moved by its motion): R-Net
-        and O-Net on it, as the cascade runs them on a P-Net proposal, and the local search
-        (``_search``) for a reported face they miss. Returns why a full detection must run:
-        "lost" (no face is left: the last ones were not found), "overlap" (two reported faces came onto one
-        another: the cascade judges which are faces), or None."""
+        """Each known face again where it is expected (its box moved by its motion): O-Net on
+        it, as the cascade runs O-Net on an R-Net box, then the local search (``_search``) for
+        a reported face O-Net misses and for a face O-Net finds only weakly (score below
+        ``confirm_below``, ``confirm_doubted`` for a face a search failed to confirm before)
+        or across the frame's border, where the per-frame cascade finds faces only now and
+        then. Returns why a full detection must run: "lost" (no face is left: the
+        last ones were not found), "overlap" (two reported faces came onto one another: the
+        cascade judges which are faces), or None."""
         k = len(self._ids)
         if k == 0:
             return None
@@ -259,17 +285,25 @@ class Tracker:
             candidates = Candidates(
                 torch.zeros(len(ask), dtype=torch.long, device=self.device), squares[ask].to(self.device),
                 torch.from_numpy(self._scores[ask]).to(self.device), group=torch.from_numpy(ask).to(self.device))
-            out = self.cascade.output([image], self.cascade.refine([image], candidates))
+            out = self.cascade.output([image], candidates)
             if len(out) and out.landmarks is not None and out.group is not None:
                 which = out.group.cpu().numpy()
                 boxes[which], scores[which] = out.boxes.cpu().numpy(), out.scores.cpu().numpy()
                 points[which] = out.landmarks.cpu().numpy()
                 found[which] = True
         self.stats.followed += int(found.sum())
-        for t in np.flatnonzero(~found & visible):
+        crosses = (boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] > w - 1) | (boxes[:, 3] > h - 1)
+        doubted = np.isin(self._ids, list(self._doubted))
+        confirm = np.where(doubted, self.config.confirm_doubted, self.config.confirm_below)
+        doubtful = (~found & visible) | (found & ((scores < confirm) | crosses))
+        for t in np.flatnonzero(doubtful):
             self.stats.searches += 1
-            again = self._search(image, expected[t])
-            if again is not None:
+            again = self._search(image, boxes[t])
+            if again is None:
+                self._doubted.add(int(self._ids[t]))
+                found[t] = False
+                boxes[t], scores[t], points[t] = expected[t], self._scores[t], self._points[t]
+            else:
                 self.stats.found_by_search += 1
                 boxes[t], scores[t], points[t] = again
                 found[t] = True
@@ -290,8 +324,13 @@ class Tracker:
         return None
 
     def _search(self, image: Tensor, box: np.ndarray) -> tuple[np.ndarray, float, np.ndarray] | None:
-        """The whole cascade on a region around ``box`` (float64 [4]), for faces of half its
-        size and up -> the found face that overlaps ``box`` most (box, score, points), or None."""
+        """The per-frame cascade on a region around ``box`` (float64 [4]): P-Net on the
+        frame's own pyramid levels there (``propose_window``), those whose 12 px window spans
+        half to one side of the box, or ``min_face_size`` (P-Net proposes a face from the
+        levels where it fills the window: the wider ones cost 0.5-1 ms a frame on the clips
+        and changed no face), then
+        R-Net and O-Net -> the found face that overlaps ``box`` most (box, score, points), or
+        None."""
         h, w = int(image.shape[0]), int(image.shape[1])
         side = float(max(box[2] - box[0], box[3] - box[1]))
         margin = self.config.search_margin * side
@@ -299,18 +338,30 @@ class Tracker:
         x1, y1 = min(w, math.ceil(box[2] + margin)), min(h, math.ceil(box[3] + margin))
         if x1 - x0 < 12 or y1 - y0 < 12:
             return None
-        config = replace(self.cascade.config, min_face_size=max(self.cascade.config.min_face_size, side / 2))
-        local = Cascade(self.cascade.backend, config, self.cascade.schedule)
-        found = local.run([image[y0:y1, x0:x1].contiguous()])
+        widest = max(side, self.cascade.config.min_face_size)
+        found = self.cascade.propose_window(image, (x0, y0, x1, y1), side / 2, widest)
+        # R-Net and O-Net only on the candidates that may still become this face (those
+        # overlapping it): R-Net's survivors elsewhere in the region cost an O-Net crop each.
+        found = self._near(found, box)
+        if len(found):
+            found = self._near(self.cascade.refine([image], found), box)
+        if len(found):
+            found = self.cascade.output([image], found)
         if len(found) == 0 or found.landmarks is None:
             return None
-        shift = np.array([x0, y0, x0, y0], np.float64)
-        boxes = found.boxes.cpu().numpy() + shift
+        boxes = found.boxes.cpu().numpy()
         overlap = iou_numpy(boxes, box[None])[:, 0]
         best = int(overlap.argmax())
         if overlap[best] < self.config.match_iou:
             return None
-        return boxes[best], float(found.scores[best]), found.landmarks[best].cpu().numpy() + shift[:2]
+        return boxes[best], float(found.scores[best]), found.landmarks[best].cpu().numpy()
+
+    def _near(self, c: Candidates, box: np.ndarray) -> Candidates:
+        """The candidates overlapping ``box`` (float64 [4]) by IoU over NEAR."""
+        if len(c) == 0:
+            return c
+        near = np.flatnonzero(iou_numpy(c.boxes.cpu().numpy(), box[None])[:, 0] > NEAR)
+        return c.select(torch.from_numpy(near).to(self.device))
 
     # --- the state --------------------------------------------------------------------------
 
@@ -323,6 +374,7 @@ class Tracker:
         """Keep the known faces at positions ``keep`` (int64 [K]) and forget the others."""
         for i in set(self._ids.tolist()) - set(self._ids[keep].tolist()):
             self._filters.pop(i, None)
+            self._doubted.discard(i)
         self._set(self._boxes[keep], self._motion[keep], self._scores[keep], self._points[keep], self._ids[keep],
                   self._missing[keep])
 
@@ -359,6 +411,6 @@ def _colours(pixels: np.ndarray | Tensor) -> np.ndarray:
     """uint8 RGB [H, W, 3] -> float64 [LEVELS**3], the share of a 64x48 thumbnail's pixels
     in each colour bin: the scene-cut test's view of a frame (0.1-0.2 ms at 640x480)."""
     array = pixels.cpu().numpy() if isinstance(pixels, Tensor) else pixels
-    small = cv2.resize(array, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.int32) * LEVELS >> 8
+    small = cv2.resize(array, THUMBNAIL, interpolation=cv2.INTER_LINEAR).astype(np.int32) * LEVELS >> 8
     code = (small[..., 0] * LEVELS + small[..., 1]) * LEVELS + small[..., 2]
     return np.bincount(code.ravel(), minlength=LEVELS**3) / code.size
