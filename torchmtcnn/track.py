@@ -76,7 +76,7 @@ class TrackerConfig:
         new scene: every face is dropped and a full detection runs at once. The difference is
         the total variation distance (0-1) between the two frames' colour histograms (64x48
         thumbnails, 8 levels per channel). Measured on the benchmark's clips: pans, zooms,
-        walking faces and blur up to 0.094 between frames, the cuts 0.30 and 0.48; 1 turns
+        walking faces and blur up to 0.098 between frames, the cuts 0.32 and 0.48; 1 turns
         the test off.
     match_iou: a detection continues a followed face (keeps its track id) when their boxes
         overlap at least this much (IoU).
