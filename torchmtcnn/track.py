@@ -14,11 +14,12 @@ box for one and not another. Following them in every frame would report faces th
 cascade does not. So a face is confirmed by a local search, the cascade itself on a region
 around it (P-Net on the frame's own pyramid levels there, ``Cascade.propose_window``, then
 R-Net and O-Net), when O-Net scored it below ``confirm_below``, when over a tenth of its
-box lies outside the frame, and when O-Net missed it; a face a search once failed to confirm is held to
-``confirm_doubted`` from then on. A face the search does not find is lost: no longer
-reported (O-Net still looks for it where it was for ``remember`` frames). On the benchmark's
-clips the per-frame cascade did not find most such faces either, so a lost face alone is
-no reason for a full detection; losing the last face is (nothing is left to follow).
+box lies outside the frame, and when O-Net missed it; a face a search once failed to
+confirm is held to ``confirm_doubted`` from then on. A face the search does not find is
+lost: no longer reported (O-Net still looks for it where it was for ``remember`` frames).
+The per-frame cascade would not have found it there either (the search is that cascade on
+a window), so a lost face alone is no reason for a full detection; losing the last face is
+(nothing is left to follow).
 
 New faces come from full detections (``Cascade.run``, the same call as ``MTCNN.detect``):
 every ``detect_every`` frames, at once on a scene cut (the colours of two frames shrunk to
@@ -89,9 +90,10 @@ class TrackerConfig:
     remember: a face no longer found is not reported, but O-Net looks for it again where it
         was for this many frames (one crop a frame); found, it keeps its track id.
     confirm_below: a followed face O-Net scores below this is confirmed by a local search
-        (so are faces with over a tenth of their box outside the frame, and faces O-Net missed): the
-        faces the per-frame cascade finds only in some frames score 0.7-0.95 there. 0 turns
-        the score test off; 1 confirms every face every frame (a search costs 2-4 ms).
+        (so are faces with over a tenth of their box outside the frame, and faces O-Net
+        missed): the faces the per-frame cascade finds only in some frames score 0.7-0.95
+        there. 0 turns the score test off; 1 confirms every face in every frame (a search
+        costs 3-5 ms at 640x480 on 2 cores).
     confirm_doubted: the same for a face a search once failed to confirm (a face the cascade
         has been seen to miss): it is confirmed whenever O-Net scores it below this.
     smoothing: One Euro filter settings for the reported boxes and points, or None (default:
@@ -299,10 +301,10 @@ class Tracker:
         bw, bh = boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1
         inside_w = np.clip(np.minimum(boxes[:, 2], w - 1) - np.maximum(boxes[:, 0], 0) + 1, 0, None)
         inside_h = np.clip(np.minimum(boxes[:, 3], h - 1) - np.maximum(boxes[:, 1], 0) + 1, 0, None)
-        crosses = inside_w * inside_h < (1 - OUTSIDE) * bw * bh
+        outside = inside_w * inside_h < (1 - OUTSIDE) * bw * bh
         doubted = np.isin(self._ids, list(self._doubted))
         confirm = np.where(doubted, self.config.confirm_doubted, self.config.confirm_below)
-        doubtful = (~found & visible) | (found & ((scores < confirm) | crosses))
+        doubtful = (~found & visible) | (found & ((scores < confirm) | outside))
         for t in np.flatnonzero(doubtful):
             self.stats.searches += 1
             again = self._search(image, boxes[t])
