@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     defaults = TrackerConfig()
     g = p.add_argument_group("tracking")
     g.add_argument("--track", action="store_true",
-                   help="follow the faces with R-Net and O-Net between full detections and give each a track "
+                   help="follow the faces with O-Net between full detections and give each a track "
                         "id (several times faster; new faces wait for the next full detection: docs/video.md)")
     g.add_argument("--detect-every", type=int, default=None,
                    help=f"with --track: a full detection every N frames (default {defaults.detect_every}); "
