@@ -149,14 +149,3 @@ def test_a_stage_runs_on_given_boxes_and_groups_keep_them_apart(stub):
                          torch.zeros(0, dtype=torch.float64), group=torch.zeros(0, dtype=torch.long))
     none = cascade.output(image, nothing)
     assert len(none) == 0 and none.landmarks.shape == (0, 5, 2)
-
-
-def test_output_hands_back_the_square_onet_saw(stub):
-    cascade = Cascade(stub, CascadeConfig(min_face_size=12))
-    image = torch.from_numpy(IMAGE)
-    boxes = torch.tensor([[3.7, 2.2, 30.9, 29.4]], dtype=torch.float64)
-    given = Candidates(torch.zeros(1, dtype=torch.long), boxes, torch.ones(1, dtype=torch.float64))
-    out = cascade.output([image], given)
-    assert len(out) == 1 and torch.equal(out.crops, boxes.trunc())  # what O-Net was given, truncated
-    assert not torch.equal(out.boxes, out.crops)  # the regressed box is another
-    assert torch.equal(out.select(torch.tensor([0])).crops, out.crops)

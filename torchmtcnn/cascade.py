@@ -123,8 +123,7 @@ class Candidates:
 
     image_index: Tensor[K] int64; boxes: Tensor[K, 4] float64; scores: Tensor[K] float64;
     landmarks: Tensor[K, 5, 2] float64 after O-Net, else None; group: Tensor[K] int64 or
-    None, the NMS group of each candidate (None: its image); crops: Tensor[K, 4] float64
-    after O-Net, the square O-Net saw (its input box), else None.
+    None, the NMS group of each candidate (None: its image).
 
     ``refine`` and ``output`` take candidates from anywhere, not only from the stage before:
     the tracker (track.py) gives O-Net the boxes of the faces it follows, one group per face,
@@ -137,13 +136,11 @@ class Candidates:
     scores: Tensor
     landmarks: Tensor | None = None
     group: Tensor | None = None
-    crops: Tensor | None = None
 
     def select(self, keep: Tensor) -> Candidates:
         lm = None if self.landmarks is None else self.landmarks[keep]
         group = None if self.group is None else self.group[keep]
-        crops = None if self.crops is None else self.crops[keep]
-        return Candidates(self.image_index[keep], self.boxes[keep], self.scores[keep], lm, group, crops)
+        return Candidates(self.image_index[keep], self.boxes[keep], self.scores[keep], lm, group)
 
     @property
     def nms_groups(self) -> Tensor:
@@ -399,7 +396,6 @@ class Cascade:
         xs = w * points[:, 0:5] + c.boxes[:, 0:1] - 1
         ys = h * points[:, 5:10] + c.boxes[:, 1:2] - 1
         c.landmarks = torch.stack([xs, ys], dim=2)
-        c.crops = c.boxes
         c.boxes = apply_regression(c.boxes, reg, offset=1.0)
         keep = batched_nms(c.boxes, c.scores, c.nms_groups, cfg.nms_onet, mode="min", offset=1.0)
         return c.select(keep)

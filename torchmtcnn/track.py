@@ -184,7 +184,6 @@ class Tracker:
         self._missing = np.zeros(0, np.int64)  # frames since each face was last found (0: found now)
         self._filters: dict[int, OneEuroFilter] = {}
         self._doubted: set[int] = set()  # ids of faces a confirming search did not find once
-        self._scale: dict[int, float] = {}  # per id: O-Net's input side / its box's longer side, in the cascade
         self._size: tuple[int, int] | None = None
         self._colours: np.ndarray | None = None
         self._since_detection = 0
@@ -244,9 +243,9 @@ class Tracker:
         k = len(self._ids)
         if len(found) and found.landmarks is not None:
             boxes, scores = found.boxes.cpu().numpy(), found.scores.cpu().numpy()
-            points, scale = found.landmarks.cpu().numpy(), _input_scale(found)
+            points = found.landmarks.cpu().numpy()
         else:
-            boxes, scores, points, scale = np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)), np.zeros(0)
+            boxes, scores, points = np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
         where = self._boxes if followed else self._boxes + self._motion
         overlap = iou_numpy(boxes, where) if k and len(boxes) else np.zeros((len(boxes), k))
         matched = np.zeros(k, bool)
@@ -256,14 +255,12 @@ class Tracker:
             if not followed:
                 self._motion[t] = 0.5 * self._motion[t] + 0.5 * (boxes[d] - self._boxes[t])
             self._boxes[t], self._scores[t], self._points[t] = boxes[d], scores[d], points[d]
-            self._scale[int(self._ids[t])] = float(scale[d])
             self._missing[t] = 0
             matched[t], new[d] = True, False
             overlap[d, :] = overlap[:, t] = -1
         self._missing[~matched & (self._missing == 0)] = 1
         n = int(new.sum())
         ids = np.arange(self._next_id, self._next_id + n)
-        self._scale.update(zip(ids.tolist(), scale[new].tolist()))
         self._next_id += n
         self._set(np.concatenate([self._boxes, boxes[new]]), np.concatenate([self._motion, np.zeros((n, 4))]),
                   np.concatenate([self._scores, scores[new]]), np.concatenate([self._points, points[new]]),
@@ -284,14 +281,7 @@ class Tracker:
             return None
         h, w = self._size or (0, 0)
         expected = self._boxes + self._motion
-        # O-Net gets the square the cascade would give it: R-Net's square is not the square
-        # around O-Net's own box (the shipped weights' O-Net box is a tall forehead-to-chin
-        # box), and O-Net's box drifts when its input's scale does (measured on the clips:
-        # 0.033 extra faces a frame on one, 0.008 with the cascade's scale).
-        scale = torch.tensor([self._scale.get(int(i), 1.0) for i in self._ids], dtype=torch.float64)[:, None]
-        plain = square(torch.from_numpy(expected))
-        centre, half = (plain[:, :2] + plain[:, 2:]) / 2, (plain[:, 2:] - plain[:, :2]) / 2 * scale
-        squares = torch.cat([centre - half, centre + half], 1)
+        squares = square(torch.from_numpy(expected))
         in_frame = ((squares[:, 2] > 0) & (squares[:, 3] > 0) & (squares[:, 0] < w) & (squares[:, 1] < h)).numpy()
         visible = self._missing == 0
         ask = np.flatnonzero(in_frame)
@@ -324,7 +314,7 @@ class Tracker:
                 boxes[t], scores[t], points[t] = expected[t], self._scores[t], self._points[t]
             else:
                 self.stats.found_by_search += 1
-                boxes[t], scores[t], points[t], self._scale[int(self._ids[t])] = again
+                boxes[t], scores[t], points[t] = again
                 found[t] = True
         # A face not found coasts along its motion, slowing down, while it is remembered.
         motion = np.where(found[:, None], 0.5 * self._motion + 0.5 * (boxes - self._boxes), 0.5 * self._motion)
@@ -342,14 +332,13 @@ class Tracker:
         self._forget()
         return None
 
-    def _search(self, image: Tensor, box: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float] | None:
+    def _search(self, image: Tensor, box: np.ndarray) -> tuple[np.ndarray, float, np.ndarray] | None:
         """The per-frame cascade on a region around ``box`` (float64 [4]): P-Net on the
         frame's own pyramid levels there (``propose_window``), those whose 12 px window spans
         half to one side of the box, or ``min_face_size`` (P-Net proposes a face from the
         levels where it fills the window: the wider ones cost 0.5-1 ms a frame on the clips
         and changed no face), then
-        R-Net and O-Net -> the found face that overlaps ``box`` most (box, score, points,
-        the scale of its O-Net input, ``_input_scale``), or
+        R-Net and O-Net -> the found face that overlaps ``box`` most (box, score, points), or
         None."""
         h, w = int(image.shape[0]), int(image.shape[1])
         side = float(max(box[2] - box[0], box[3] - box[1]))
@@ -374,8 +363,7 @@ class Tracker:
         best = int(overlap.argmax())
         if overlap[best] < self.config.match_iou:
             return None
-        return (boxes[best], float(found.scores[best]), found.landmarks[best].cpu().numpy(),
-                float(_input_scale(found)[best]))
+        return boxes[best], float(found.scores[best]), found.landmarks[best].cpu().numpy()
 
     def _near(self, c: Candidates, box: np.ndarray) -> Candidates:
         """The candidates overlapping ``box`` (float64 [4]) by IoU over NEAR."""
@@ -395,7 +383,6 @@ class Tracker:
         """Keep the known faces at positions ``keep`` (int64 [K]) and forget the others."""
         for i in set(self._ids.tolist()) - set(self._ids[keep].tolist()):
             self._filters.pop(i, None)
-            self._scale.pop(i, None)
             self._doubted.discard(i)
         self._set(self._boxes[keep], self._motion[keep], self._scores[keep], self._points[keep], self._ids[keep],
                   self._missing[keep])
@@ -427,16 +414,6 @@ class Tracker:
         clipped = clip_boxes(torch.from_numpy(boxes), size[1], size[0]).numpy()
         return Faces(clipped.astype(np.float32), self._scores[order].astype(np.float32), points.astype(np.float32),
                      size, track_ids=ids.copy())
-
-
-def _input_scale(c: Candidates) -> np.ndarray:
-    """Faces from ``Cascade.output`` -> float64 [K]: the side of the square O-Net saw over
-    the longer side of the box it gave."""
-    if c.crops is None:
-        return np.ones(len(c))
-    boxes, crops = c.boxes.cpu().numpy(), c.crops.cpu().numpy()
-    longer = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    return (crops[:, 2] - crops[:, 0]) / np.maximum(longer, 1e-6)
 
 
 def _colours(pixels: np.ndarray | Tensor) -> np.ndarray:
