@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from torchmtcnn.cascade import Candidates, Cascade, CascadeConfig, Schedule
+from torchmtcnn.cascade import Candidates, Cascade
+from torchmtcnn.cascade_config import CascadeConfig, Schedule
 
 # The photo: 60 x 80, white in its top-left 40 x 40 corner, black elsewhere.
 IMAGE = np.zeros((60, 80, 3), np.uint8)

@@ -17,7 +17,7 @@ from face_match import assert_same_faces
 
 from torchmtcnn import MTCNN
 from torchmtcnn.assets import ASSETS, group_photo
-from torchmtcnn.cascade import DEFAULTS
+from torchmtcnn.cascade_config import DEFAULTS
 from torchmtcnn.cascade_graph import CascadeExport, build_model, cascade_to_onnx, export_cascade
 from torchmtcnn.cascade_graph.builder import DOUBLE, INT64, UINT8, Graph
 from torchmtcnn.cascade_graph.resample import crop_resize, cumulative, pyramid_level, sums_before

@@ -9,7 +9,7 @@ from PIL import Image
 import torchmtcnn.cascade as cascade_module
 from torchmtcnn import MTCNN, Faces, align, draw_faces
 from torchmtcnn.assets import group_photo
-from torchmtcnn.cascade import CascadeConfig, Schedule
+from torchmtcnn.cascade_config import CascadeConfig, Schedule
 from torchmtcnn.errors import ImageError
 
 

@@ -8,7 +8,8 @@ import torch
 
 from torchmtcnn.assets import group_photo
 from torchmtcnn.backends import TorchBackend
-from torchmtcnn.cascade import Cascade, CascadeConfig
+from torchmtcnn.cascade import Cascade
+from torchmtcnn.cascade_config import CascadeConfig
 from torchmtcnn.data.mining import MINING_THRESHOLDS, CascadeProposer
 from torchmtcnn.nets import build_nets
 from torchmtcnn.weights import load_into, read_weights, save_weights

@@ -171,7 +171,7 @@ class SlowDetector:
     device = "cpu"
 
     def __init__(self) -> None:
-        from torchmtcnn.cascade import CascadeConfig
+        from torchmtcnn.cascade_config import CascadeConfig
 
         self.config = CascadeConfig()
         self.release = threading.Event()

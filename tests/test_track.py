@@ -14,7 +14,8 @@ from torchmtcnn import MTCNN, ImageError
 from torchmtcnn.assets import group_photo
 from torchmtcnn.boxes import iou_numpy
 from torchmtcnn.smoothing import OneEuro
-from torchmtcnn.track import Tracker, TrackerConfig
+from torchmtcnn.track import Tracker
+from torchmtcnn.track_config import TrackerConfig
 
 BACKGROUND = (120, 130, 140)
 

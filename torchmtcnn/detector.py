@@ -18,11 +18,13 @@ import torch
 
 from .backends import NetworkBackend, make_backend, pick_device
 from .boxes import clip_boxes
-from .cascade import DEFAULTS, Cascade, CascadeConfig, Schedule
+from .cascade import Cascade
+from .cascade_config import DEFAULTS, CascadeConfig, Schedule
 from .errors import BatchImageError
 from .faces import Faces, Result
 from .images import MAX_PIXELS, ImageInput, iter_loaded, load
-from .track import Tracker, TrackerConfig
+from .track import Tracker
+from .track_config import TrackerConfig
 from .weights import load_nets
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,7 @@ class MTCNN:
         min_face_size: smallest face to find, in pixels (default 20, the original's).
         thresholds: face-probability thresholds of P-Net, R-Net and O-Net (0.6, 0.7, 0.7).
         factor: scale step of the image pyramid (0.709, about 1/sqrt(2)).
-            The defaults are ``CascadeConfig``'s (``cascade.DEFAULTS``).
+            The defaults are ``CascadeConfig``'s (``cascade_config.DEFAULTS``).
         device: "cpu", "cuda", "cuda:1"... or None for a GPU when there is one.
         weights: None (the package's weights, else the imported original ones), "original",
             or the path of a weight file.
@@ -127,7 +129,7 @@ class MTCNN:
         """A detector that shares this one's networks (no weights are read or copied) with
         other settings: ``config`` (a whole CascadeConfig) and/or ``changes`` to its fields
         (``with_config(min_face_size=40, thresholds=(0.6, 0.7, 0.9))``), another ``backend``
-        (a NetworkBackend), another ``schedule`` (cascade.Schedule). This detector is left as
+        (a NetworkBackend), another ``schedule`` (cascade_config.Schedule). This detector is left as
         it is; the two may run side by side (the HTTP service does, per request).
         """
         other = copy.copy(self)

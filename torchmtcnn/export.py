@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .cascade import DEFAULTS
+from .cascade_config import DEFAULTS
 from .errors import MissingExtraError, MTCNNError
 from .nets import INPUT_SIZE, face_probability
 

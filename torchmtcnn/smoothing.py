@@ -2,7 +2,7 @@
 
 A low-pass filter whose cut-off frequency rises with the speed of what it follows: still faces
 get heavy smoothing (no jitter), moving ones light smoothing (little lag). The video tracker
-uses it, when asked, on each face's box and five points (``track.TrackerConfig.smoothing``).
+uses it, when asked, on each face's box and five points (``track_config.TrackerConfig.smoothing``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cascade import DEFAULTS, CascadeConfig
+from ..cascade_config import DEFAULTS, CascadeConfig
 from ..export import (DEFAULT_OPSET, LANDMARK_ORDER, ExportError, _import_onnx, _writable_folder, load_weights,
                       write_atomically)
 
@@ -56,7 +56,7 @@ class CascadeExport:
 
     config: the smallest face and thresholds recorded in the metadata as the values to feed
     by default, and, fixed in the graph, the pyramid factor and the NMS overlaps (default
-    ``cascade.DEFAULTS``);
+    ``cascade_config.DEFAULTS``);
     levels: pyramid levels unrolled (default: ``levels_needed(config.factor)``, all that an
     image of up to MAX_SIDE px a side has); opset: ONNX opset (>= 17).
     """

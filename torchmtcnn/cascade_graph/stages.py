@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ..boxes import apply_regression, square
-from ..cascade import CascadeConfig
+from ..cascade_config import CascadeConfig
 from ..export import _import_onnx, export_net
 from ..nets import PIXEL_MEAN, PIXEL_SCALE
 from .builder import BOOL, DOUBLE, FLOAT, INT64, Graph, V

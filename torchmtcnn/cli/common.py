@@ -1,5 +1,5 @@
 """Options shared by the subcommands that run the detector: flags only, mapped onto MTCNN's
-arguments; their defaults are read from ``CascadeConfig`` (``cascade.DEFAULTS``)."""
+arguments; their defaults are read from ``CascadeConfig`` (``cascade_config.DEFAULTS``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ..cascade import DEFAULTS, parse_thresholds
+from ..cascade_config import DEFAULTS, parse_thresholds
 from ..errors import MTCNNError
 
 

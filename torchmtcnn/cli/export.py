@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cascade import DEFAULTS
+from ..cascade_config import DEFAULTS
 from ..errors import MTCNNError
 from .common import _positive, _thresholds, thresholds_text
 

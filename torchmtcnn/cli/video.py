@@ -17,7 +17,7 @@ from tqdm import tqdm
 from ..draw import draw_faces
 from ..errors import MTCNNError
 from ..smoothing import OneEuro
-from ..track import TrackerConfig
+from ..track_config import TrackerConfig
 from ..writers import JsonlWriter
 from .common import add_detector_options, build_detector
 

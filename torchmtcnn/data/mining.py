@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..backends import make_backend
-from ..cascade import DEFAULTS, Cascade, CascadeConfig
+from ..cascade import Cascade
+from ..cascade_config import DEFAULTS, CascadeConfig
 from ..weights import load_nets
 
 # The reference implementation mines with low thresholds, to collect hard negatives.

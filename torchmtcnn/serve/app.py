@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .. import __version__, cascade
+from .. import __version__, cascade_config
 from ..errors import ImageError, MissingExtraError
 from ..faces import FACE_SCHEMA
 from ..images import load
@@ -91,7 +91,7 @@ def rss_bytes() -> int:
 def parse_thresholds(text: str) -> tuple[float, float, float]:
     """'0.6,0.7,0.7' -> (0.6, 0.7, 0.7); HTTPException 422 with the reason on anything else."""
     try:
-        return cascade.parse_thresholds(text)
+        return cascade_config.parse_thresholds(text)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cascade import DEFAULTS
+from ..cascade_config import DEFAULTS
 
 
 @dataclass

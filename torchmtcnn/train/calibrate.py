@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from ..cascade import CascadeConfig
+from ..cascade_config import CascadeConfig
 from ..data.records import FaceRecord
 from ..errors import MTCNNError
 from ..weights import read_metadata, read_weights, save_weights
